@@ -1,0 +1,22 @@
+from typing import Any
+
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from common.errors import ApplicationError
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus the service layer's ApplicationError as a 400 (or
+    its own status) with a machine-readable code."""
+    if isinstance(exc, ApplicationError):
+        response = Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code)
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
+    return drf_exception_handler(exc, context)
+
+
+def error_response(message: str, code: str, status_code: int = status.HTTP_400_BAD_REQUEST) -> Response:
+    return Response({"detail": message, "code": code}, status=status_code)

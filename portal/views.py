@@ -1,0 +1,21 @@
+"""Views of the portal itself: the home page and the health check."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+
+from portal.health import health_checks
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("organisations:directory")
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    checks = health_checks()
+    is_healthy = all(state == "ok" for state in checks.values())
+    return JsonResponse(
+        {"status": "ok" if is_healthy else "unavailable", "checks": checks},
+        status=200 if is_healthy else 503,
+    )
