@@ -35,7 +35,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     last_name = models.CharField(_("last name"), max_length=80, blank=True)
     middle_name = models.CharField(_("middle name"), max_length=80, blank=True)
     photo = models.ImageField(_("photo"), upload_to="photos/%Y/%m/", blank=True)
-    language = models.CharField(_("language"), max_length=8, default="ru", choices=[("ru", "Русский"), ("en", "English")])
+    language = models.CharField(
+        _("language"), max_length=8, default="ru", choices=[("ru", "Русский"), ("en", "English")]
+    )
     time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
     is_staff = models.BooleanField(_("admin site access"), default=False)

@@ -51,7 +51,12 @@ class Organisation(TimeStampedModel):
     municipality = models.CharField(_("municipality"), max_length=200, blank=True, db_index=True)
     time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
     parent = models.ForeignKey(
-        "self", verbose_name=_("parent organisation"), null=True, blank=True, related_name="children", on_delete=models.PROTECT
+        "self",
+        verbose_name=_("parent organisation"),
+        null=True,
+        blank=True,
+        related_name="children",
+        on_delete=models.PROTECT,
     )
     # Materialised path of ids, "/1/5/9/", kept by the services: subtree
     # queries are one indexed prefix match.
