@@ -7,6 +7,8 @@ from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
 
+from accounts.names import display_name_skeleton
+
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
@@ -47,6 +49,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_verified_educator = models.BooleanField(_("verified educator"), default=False)
     # Set when the display name imitates a verified educator's.
     is_name_flagged = models.BooleanField(_("name looks like a verified educator's"), default=False)
+    # What the display name looks like (accounts.names.name_skeleton), kept
+    # by save() so that look-alikes are found with one indexed query.
+    name_skeleton = models.CharField(max_length=200, blank=True, db_index=True, editable=False)
     # Safe mode: on for every student account from the moment it becomes one.
     is_safe_mode = models.BooleanField(_("safe mode"), default=False)
     is_hidden_from_search = models.BooleanField(_("hidden from search"), default=False)
@@ -66,6 +71,13 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.display_name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.name_skeleton = display_name_skeleton(self.first_name, self.last_name)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and {"first_name", "last_name"} & set(update_fields):
+            kwargs["update_fields"] = {*update_fields, "name_skeleton"}
+        super().save(*args, **kwargs)
 
     @property
     def display_name(self) -> str:

@@ -21,7 +21,7 @@ def user_name(user: object) -> str:
         html += format_html(
             ' <span class="verified" title="{}">{}<span class="visually-hidden">{}</span></span>',
             _("Verified educator"),
-            mark_safe(CAP_SVG)  # noqa: S308 - a constant,
+            mark_safe(CAP_SVG),  # noqa: S308 - a constant
             _("Verified educator"),
         )
     elif getattr(user, "is_name_flagged", False):

@@ -1,0 +1,125 @@
+"""What every benchmark shares: the result record of SPEC §10, the servers
+it measures against, and small statistics."""
+
+import dataclasses
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "var" / "bench"
+
+
+@dataclasses.dataclass
+class Result:
+    name: str
+    value: float
+    unit: str
+    baseline: float
+    goal: str
+    met: bool
+
+    @property
+    def ratio(self) -> float:
+        return round(self.value / self.baseline, 3) if self.baseline else float("inf")
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "value": round(self.value, 4),
+            "unit": self.unit,
+            "baseline": round(self.baseline, 4),
+            "ratio": self.ratio,
+            "goal": self.goal,
+            "met": self.met,
+        }
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def bench_environment() -> dict[str, str]:
+    """Child processes of a benchmark: the bench settings, its own SQLite file
+    (or BENCH_DATABASE_URL) and its own embedded Redis (or REDIS_URL)."""
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    environment = dict(os.environ)
+    environment["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    environment["PYTHONUNBUFFERED"] = "1"
+    environment["SMS_BACKEND"] = "file"
+    environment["SMS_OUTBOX"] = str(BENCH_DIR / "sms-outbox.jsonl")
+    environment.pop("DATABASE_URL", None)
+    if os.environ.get("BENCH_DATABASE_URL"):
+        environment["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
+    else:
+        environment["SQLITE_PATH"] = str(BENCH_DIR / "bench.sqlite3")
+    if not os.environ.get("REDIS_URL"):
+        environment["EMBEDDED_REDIS_SOCKET_TEST"] = str(BENCH_DIR / "redis.sock")
+    return environment
+
+
+class Services:
+    """The embedded Redis (unless REDIS_URL) and a migrated database."""
+
+    def __init__(self) -> None:
+        self.environment = bench_environment()
+        self.redis = None
+        if not os.environ.get("REDIS_URL"):
+            sys.path.insert(0, str(ROOT))
+            from common import embedded_redis
+
+            self.redis = embedded_redis.start(self.environment["EMBEDDED_REDIS_SOCKET_TEST"])
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=ROOT,
+            env=self.environment,
+            check=True,
+        )
+
+    def close(self) -> None:
+        if self.redis is not None:
+            self.redis.terminate()
+            self.redis.wait(timeout=10)
+
+
+class Daphne:
+    def __init__(self, environment: dict[str, str], port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(BENCH_DIR / f"daphne-{port}.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "portal.asgi:application"],
+            cwd=ROOT,
+            env=environment,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait()
+
+    def _wait(self) -> None:
+        import urllib.request
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("daphne did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.log.close()
