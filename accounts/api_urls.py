@@ -1,3 +1,11 @@
 from django.urls import path
 
-urlpatterns: list = []
+from accounts import apis
+
+urlpatterns = [
+    path("auth/code/", apis.LoginCodeRequestApi.as_view(), name="api-auth-code"),
+    path("auth/token/", apis.LoginTokenApi.as_view(), name="api-auth-token"),
+    path("auth/logout/", apis.LogoutApi.as_view(), name="api-auth-logout"),
+    path("auth/logout-all/", apis.LogoutEverywhereApi.as_view(), name="api-auth-logout-all"),
+    path("me/", apis.MeApi.as_view(), name="api-me"),
+]

@@ -28,7 +28,7 @@ _RATE_PATTERN = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+?)s?\s*$")
 
 
 def rate_parse(rate: str) -> tuple[int, int]:
-    """"30/hour" → (30, 3600); "5/10m" → (5, 600). Raises ValueError on
+    """ "30/hour" → (30, 3600); "5/10m" → (5, 600). Raises ValueError on
     anything else, so that a typo in a setting fails loudly."""
     match = _RATE_PATTERN.match(rate.lower())
     if match is None or match.group(3) not in PERIOD_SECONDS:

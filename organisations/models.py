@@ -1,9 +1,14 @@
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from common.models import TimeStampedModel
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 
 class Region(models.Model):
@@ -79,7 +84,7 @@ class Organisation(TimeStampedModel):
     def effective_time_zone(self) -> str:
         if self.time_zone:
             return self.time_zone
-        if self.region_id:
+        if self.region is not None:
             return self.region.time_zone
         return settings.TIME_ZONE
 
@@ -174,10 +179,10 @@ class StudyGroup(TimeStampedModel):
         related_name="homeroom_groups",
         on_delete=models.SET_NULL,
     )
-    students = models.ManyToManyField(
+    students: "models.ManyToManyField[User, StudyGroupStudent]" = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="StudyGroupStudent", related_name="study_groups", blank=True
     )
-    teachers = models.ManyToManyField(
+    teachers: "models.ManyToManyField[User, StudyGroupTeacher]" = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="StudyGroupTeacher", related_name="teaching_groups", blank=True
     )
     next_group = models.OneToOneField(

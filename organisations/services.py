@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from accounts.services import name_flags_refresh
 from common.errors import ApplicationError, NotFound, PermissionDenied
 from common.services import audit_record
 from organisations import selectors
@@ -39,7 +40,7 @@ VERIFIABLE_ROLES = (Role.TEACHER, Role.STAFF, Role.ADMINISTRATOR)
 def organisation_create(*, actor: User | None = None, **fields: Any) -> Organisation:
     """Create an organisation and set its materialised path from its parent."""
     organisation = Organisation(**fields)
-    if not organisation.time_zone and organisation.region_id:
+    if not organisation.time_zone and organisation.region is not None:
         organisation.time_zone = organisation.region.time_zone
     organisation.save()
     organisation.path = _path_for(organisation)
@@ -59,7 +60,7 @@ def organisation_update(*, actor: User | None, organisation: Organisation, **fie
     old_path = organisation.path
     for name, value in fields.items():
         setattr(organisation, name, value)
-    if organisation.parent_id and organisation.parent.path.startswith(old_path):
+    if organisation.parent is not None and organisation.parent.path.startswith(old_path):
         raise ApplicationError(_("An organisation cannot be placed inside itself."), code="invalid_parent")
     organisation.save()
     new_path = _path_for(organisation)
@@ -84,7 +85,7 @@ def organisation_update(*, actor: User | None, organisation: Organisation, **fie
 
 
 def _path_for(organisation: Organisation) -> str:
-    parent_path = organisation.parent.path if organisation.parent_id else "/"
+    parent_path = organisation.parent.path if organisation.parent is not None else "/"
     return f"{parent_path}{organisation.pk}/"
 
 
@@ -151,7 +152,7 @@ def verification_request(*, user: User, membership: Membership) -> Membership:
     a role that is not verified (students, parents) or an ended membership.
     """
     if membership.user_id != user.pk:
-        raise NotFound()
+        raise NotFound(_("Not found."))
     if membership.ended_at is not None or membership.role not in VERIFIABLE_ROLES:
         raise ApplicationError(_("This role is not verified."), code="not_verifiable")
     if membership.verification_status in (VerificationStatus.REQUESTED, VerificationStatus.VERIFIED):
@@ -201,6 +202,10 @@ def verified_educator_refresh(*, user: User) -> bool:
     if user.is_verified_educator != is_verified:
         User.objects.filter(pk=user.pk).update(is_verified_educator=is_verified)
         user.is_verified_educator = is_verified
+        # Names that imitate this educator's are flagged while the badge
+        # lasts, and the flags go when it goes.
+        name_flags_refresh(skeleton=user.name_skeleton)
+        user.refresh_from_db(fields=["is_name_flagged"])
     return is_verified
 
 
@@ -231,10 +236,12 @@ def study_group_create(
     if not created and homeroom_teacher is not None and group.homeroom_teacher_id != homeroom_teacher.pk:
         group.homeroom_teacher = homeroom_teacher
         group.save(update_fields=["homeroom_teacher", "updated_at"])
-    if homeroom_teacher is not None:
-        StudyGroupTeacher.objects.get_or_create(group=group, teacher=homeroom_teacher)
     if created:
         audit_record(actor=actor, action="study_group.create", target=group, organisation_id=organisation.pk)
+    if homeroom_teacher is not None:
+        # The homeroom teacher teaches the class and is a teacher of the
+        # organisation: a verified badge and the class chats depend on it.
+        study_group_teacher_add(actor=actor, group=group, teacher=homeroom_teacher)
     return group
 
 
@@ -288,28 +295,46 @@ def study_group_teacher_add(
 @transaction.atomic
 def academic_year_advance(*, actor: User | None, organisation: Organisation, from_year: int) -> list[StudyGroup]:
     """Move every class of `from_year` to the next year: "7Б" becomes "8Б"
-    with the same students, teachers and homeroom teacher. Graduating
-    classes (no higher grade in the name) are not continued. Idempotent."""
+    with the same students, teachers and homeroom teacher (those still in
+    the organisation). Graduating classes (11th grade, or no grade in the
+    name) are not continued. Idempotent."""
     created: list[StudyGroup] = []
-    groups = StudyGroup.objects.filter(organisation=organisation, academic_year=from_year).prefetch_related(
-        "studygroupstudent_set", "studygroupteacher_set"
+    # People who have left the organisation are not brought back by the new year.
+    active_teacher_ids = set(
+        Membership.objects.active()
+        .filter(organisation=organisation, role=Role.TEACHER)
+        .values_list("user_id", flat=True)
+    )
+    active_student_ids = set(
+        Membership.objects.active()
+        .filter(organisation=organisation, role=Role.STUDENT)
+        .values_list("user_id", flat=True)
+    )
+    groups = (
+        StudyGroup.objects.filter(organisation=organisation, academic_year=from_year)
+        .select_related("homeroom_teacher")
+        .prefetch_related("studygroupstudent_set", "studygroupteacher_set")
     )
     for group in groups:
         if group.next_group_id or group.grade is None or group.grade >= 11:
             continue
         next_name = group.name.replace(str(group.grade), str(group.grade + 1), 1)
+        homeroom_teacher = group.homeroom_teacher
+        if homeroom_teacher is not None and homeroom_teacher.pk not in active_teacher_ids:
+            homeroom_teacher = None
         next_group = study_group_create(
             actor=actor,
             organisation=organisation,
             name=next_name,
             academic_year=from_year + 1,
             grade=group.grade + 1,
-            homeroom_teacher=group.homeroom_teacher,
+            homeroom_teacher=homeroom_teacher,
         )
         StudyGroupStudent.objects.bulk_create(
             [
                 StudyGroupStudent(group=next_group, student_id=link.student_id)
                 for link in group.studygroupstudent_set.all()
+                if link.student_id in active_student_ids
             ],
             ignore_conflicts=True,
         )
@@ -317,19 +342,21 @@ def academic_year_advance(*, actor: User | None, organisation: Organisation, fro
             [
                 StudyGroupTeacher(group=next_group, teacher_id=link.teacher_id, subject=link.subject)
                 for link in group.studygroupteacher_set.all()
+                if link.teacher_id in active_teacher_ids
             ],
             ignore_conflicts=True,
         )
         group.next_group = next_group
         group.save(update_fields=["next_group", "updated_at"])
         created.append(next_group)
-    audit_record(
-        actor=actor,
-        action="academic_year.advance",
-        target=organisation,
-        organisation_id=organisation.pk,
-        changes={"from_year": from_year, "groups": len(created)},
-    )
+    if created:
+        audit_record(
+            actor=actor,
+            action="academic_year.advance",
+            target=organisation,
+            organisation_id=organisation.pk,
+            changes={"from_year": from_year, "groups": len(created)},
+        )
     return created
 
 
@@ -393,10 +420,20 @@ def guardianship_code_hash(code: str) -> str:
     return hmac.new(key, normalised.encode(), hashlib.sha256).hexdigest()
 
 
-@transaction.atomic
 def guardianship_code_create(*, actor: User, student: User, organisation: Organisation, valid_days: int = 30) -> str:
+    """Issue a code (see `guardianship_code_issue`) and return only the plain code."""
+    code, _record = guardianship_code_issue(
+        actor=actor, student=student, organisation=organisation, valid_days=valid_days
+    )
+    return code
+
+
+@transaction.atomic
+def guardianship_code_issue(
+    *, actor: User, student: User, organisation: Organisation, valid_days: int = 30
+) -> tuple[str, GuardianshipCode]:
     """Issue a single-use code that links a parent to the student; returns
-    the plain code, which is shown once and never stored.
+    the plain code, which is shown once and never stored, and its record.
 
     Raises PermissionDenied unless the actor administers the organisation or
     teaches the student there.
@@ -414,7 +451,7 @@ def guardianship_code_create(*, actor: User, student: User, organisation: Organi
         expires_at=timezone.now() + timedelta(days=valid_days),
     )
     audit_record(actor=actor, action="guardianship_code.create", target=record, organisation_id=organisation.pk)
-    return f"{code[:5]}-{code[5:]}"
+    return f"{code[:5]}-{code[5:]}", record
 
 
 @transaction.atomic
@@ -461,7 +498,7 @@ def safe_mode_update(
     if not selectors.user_may_manage_safe_mode(user=actor, student=student):
         if selectors.profile_is_visible(viewer=actor, owner=student):
             raise PermissionDenied()
-        raise NotFound()
+        raise NotFound(_("Not found."))
     student = User.objects.select_for_update().get(pk=student.pk)
     changes: dict[str, list[bool]] = {}
     if is_safe_mode is not None and student.is_safe_mode != is_safe_mode:

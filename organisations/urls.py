@@ -1,2 +1,9 @@
+from django.urls import path
+
+from organisations import views
+
 app_name = "organisations"
-urlpatterns: list = []
+urlpatterns = [
+    path("directory/", views.directory_view, name="directory"),
+    path("directory/<int:organisation_id>/", views.organisation_detail_view, name="detail"),
+]

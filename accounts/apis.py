@@ -1,0 +1,225 @@
+"""REST API of sign-in, sign-out and the current user (SPEC §2.1)."""
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth import logout
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import ApiToken, User
+from accounts.network import client_ip
+from accounts.serializers import ErrorSerializer, MeSerializer
+from accounts.services import (
+    PROFILE_FIELDS,
+    api_token_create,
+    api_token_revoke,
+    login_code_clean,
+    login_code_request,
+    login_code_verify,
+    phone_normalise,
+    profile_field_clean,
+    profile_update,
+    session_logout_everywhere,
+)
+from common.errors import ApplicationError
+
+BAD_REQUEST = OpenApiResponse(
+    ErrorSerializer, description='Invalid input: {"<field>": ["message"]}, or {"detail", "code"}.'
+)
+RATE_LIMITED = OpenApiResponse(ErrorSerializer, description="Too many requests; the Retry-After header says when.")
+NOT_AUTHENTICATED = OpenApiResponse(ErrorSerializer, description="No valid token or session.")
+
+
+def _field_value(clean: Callable[..., str], **kwargs: Any) -> str:
+    """A service's field check as a serializer field error."""
+    try:
+        return clean(**kwargs)
+    except ApplicationError as error:
+        raise serializers.ValidationError(error.message, code=error.code) from None
+
+
+def memberships_summary(user: User) -> dict[str, list[Any]]:
+    try:
+        from organisations.selectors import user_memberships_summary  # type: ignore[attr-defined]
+    except ImportError:
+        # Until organisations provides it.
+        return {"memberships": [], "guardianships": []}
+    summary: dict[str, list[Any]] = user_memberships_summary(user=user)
+    return summary
+
+
+def me_representation(user: User) -> dict[str, Any]:
+    return MeSerializer(user, context={"memberships_summary": memberships_summary(user)}).data
+
+
+class LoginCodeRequestApi(APIView):
+    """Send a one-time sign-in code by SMS."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema_serializer(component_name="LoginCodeRequestInput")
+    class InputSerializer(serializers.Serializer):
+        phone = serializers.CharField(max_length=64, help_text="+79001234567; 8 (900) 123-45-67 is accepted too.")
+
+        def validate_phone(self, value: str) -> str:
+            return _field_value(phone_normalise, raw=value)
+
+    @extend_schema_serializer(component_name="LoginCodeRequestOutput")
+    class OutputSerializer(serializers.Serializer):
+        resend_after = serializers.IntegerField(help_text="Seconds before another code may be requested.")
+
+    @extend_schema(
+        operation_id="auth_code_request",
+        tags=["auth"],
+        auth=[],
+        request=InputSerializer,
+        responses={
+            200: OutputSerializer,
+            400: BAD_REQUEST,
+            429: RATE_LIMITED,
+            503: OpenApiResponse(ErrorSerializer, description="The SMS could not be sent (code sms_unavailable)."),
+        },
+        description="Codes: resend_too_soon and daily_limit (per number), rate_limited (per IP address).",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        resend_after = login_code_request(phone=serializer.validated_data["phone"], ip=client_ip(request))
+        return Response(self.OutputSerializer({"resend_after": resend_after}).data)
+
+
+class LoginTokenApi(APIView):
+    """Exchange the code from the SMS for an API token."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema_serializer(component_name="LoginTokenInput")
+    class InputSerializer(serializers.Serializer):
+        phone = serializers.CharField(max_length=64)
+        code = serializers.CharField(max_length=32, help_text="The 6 digits from the SMS.")
+
+        def validate_phone(self, value: str) -> str:
+            return _field_value(phone_normalise, raw=value)
+
+        def validate_code(self, value: str) -> str:
+            return _field_value(login_code_clean, raw=value)
+
+    @extend_schema_serializer(component_name="LoginTokenOutput")
+    class OutputSerializer(serializers.Serializer):
+        token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`.")
+        user = MeSerializer()
+
+    @extend_schema(
+        operation_id="auth_token_create",
+        tags=["auth"],
+        auth=[],
+        request=InputSerializer,
+        responses={
+            200: OutputSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="Codes: code_invalid, code_expired, code_wrong (with attempts_left), code_burned "
+                "(5 evaluations: request a new code); or field errors.",
+            ),
+            403: OpenApiResponse(ErrorSerializer, description="The account is blocked (code account_blocked)."),
+            429: RATE_LIMITED,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = login_code_verify(
+            phone=serializer.validated_data["phone"], code=serializer.validated_data["code"], ip=client_ip(request)
+        )
+        key = api_token_create(user=user, name=request.headers.get("User-Agent", "")[:120])
+        return Response({"token": key, "user": me_representation(user)})
+
+
+class LogoutApi(APIView):
+    """Sign this device out: revoke the token of the request, or end the
+    browser session."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="auth_logout",
+        tags=["auth"],
+        request=None,
+        responses={204: None, 401: NOT_AUTHENTICATED},
+    )
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, ApiToken):
+            api_token_revoke(token=request.auth)
+        else:
+            logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutEverywhereApi(APIView):
+    """Sign out on every device: all tokens and sessions end, open
+    WebSockets close."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="auth_logout_everywhere",
+        tags=["auth"],
+        request=None,
+        responses={204: None, 401: NOT_AUTHENTICATED},
+    )
+    def post(self, request: Request) -> Response:
+        session_logout_everywhere(user=request.user)  # type: ignore[arg-type]
+        if not isinstance(request.auth, ApiToken):
+            logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeApi(APIView):
+    """The current user; PATCH changes the name, language and time zone."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema_serializer(component_name="ProfileUpdateInput")
+    class InputSerializer(serializers.Serializer):
+        first_name = serializers.CharField(required=False, allow_blank=True, max_length=200, trim_whitespace=False)
+        last_name = serializers.CharField(required=False, allow_blank=True, max_length=200, trim_whitespace=False)
+        middle_name = serializers.CharField(required=False, allow_blank=True, max_length=200, trim_whitespace=False)
+        language = serializers.CharField(required=False, max_length=8)
+        time_zone = serializers.CharField(required=False, allow_blank=True, max_length=64, help_text="IANA name.")
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            errors = {}
+            cleaned = {}
+            for field, value in attrs.items():
+                try:
+                    cleaned[field] = profile_field_clean(field=field, value=value)
+                except ApplicationError as error:
+                    errors[field] = [error.message]
+            if errors:
+                raise serializers.ValidationError(errors)
+            return cleaned
+
+    @extend_schema(operation_id="me_retrieve", tags=["me"], responses={200: MeSerializer, 401: NOT_AUTHENTICATED})
+    def get(self, request: Request) -> Response:
+        return Response(me_representation(request.user))  # type: ignore[arg-type]
+
+    @extend_schema(
+        operation_id="me_update",
+        tags=["me"],
+        request=InputSerializer,
+        responses={200: MeSerializer, 400: BAD_REQUEST, 401: NOT_AUTHENTICATED},
+    )
+    def patch(self, request: Request) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        values = {field: serializer.validated_data.get(field, getattr(user, field)) for field in PROFILE_FIELDS}
+        user = profile_update(user=user, **values)
+        return Response(me_representation(user))

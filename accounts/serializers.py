@@ -1,0 +1,65 @@
+"""Representations of accounts shared by the APIs of every app."""
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
+from rest_framework import serializers
+
+from accounts.models import User
+
+
+@extend_schema_serializer(component_name="Error")
+class ErrorSerializer(serializers.Serializer):
+    """Every refusal: a message for people and a code for programs. Field
+    errors of the input come as {"<field>": ["message", ...]} instead."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField()
+
+
+@extend_schema_serializer(component_name="UserCore")
+class UserSerializer(serializers.ModelSerializer):
+    """A person's own account, as they see it. The badge and flags are
+    maintained by the server and read-only."""
+
+    phone = serializers.CharField(read_only=True)
+    display_name = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = User
+        fields = [
+            "id",
+            "phone",
+            "first_name",
+            "last_name",
+            "middle_name",
+            "display_name",
+            "language",
+            "time_zone",
+            "is_verified_educator",
+            "is_name_flagged",
+            "is_safe_mode",
+        ]
+        read_only_fields = fields
+
+
+@extend_schema_serializer(component_name="Me")
+class MeSerializer(UserSerializer):
+    """The current user with their memberships and guardianships; pass the
+    summary of organisations.selectors.user_memberships_summary as
+    context["memberships_summary"]."""
+
+    memberships = serializers.SerializerMethodField()
+    guardianships = serializers.SerializerMethodField()
+
+    class Meta(UserSerializer.Meta):
+        fields = [*UserSerializer.Meta.fields, "memberships", "guardianships"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_memberships(self, user: User) -> list[Any]:
+        return list(self.context.get("memberships_summary", {}).get("memberships", []))
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_guardianships(self, user: User) -> list[Any]:
+        return list(self.context.get("memberships_summary", {}).get("guardianships", []))
