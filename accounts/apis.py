@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.extensions import user_summary
 from accounts.models import ApiToken, User
 from accounts.network import client_ip
 from accounts.serializers import ErrorSerializer, MeSerializer
@@ -43,18 +44,8 @@ def _field_value(clean: Callable[..., str], **kwargs: Any) -> str:
         raise serializers.ValidationError(error.message, code=error.code) from None
 
 
-def memberships_summary(user: User) -> dict[str, list[Any]]:
-    try:
-        from organisations.selectors import user_memberships_summary  # type: ignore[attr-defined]
-    except ImportError:
-        # Until organisations provides it.
-        return {"memberships": [], "guardianships": []}
-    summary: dict[str, list[Any]] = user_memberships_summary(user=user)
-    return summary
-
-
 def me_representation(user: User) -> dict[str, Any]:
-    return MeSerializer(user, context={"memberships_summary": memberships_summary(user)}).data
+    return MeSerializer(user, context={"memberships_summary": user_summary(user=user)}).data
 
 
 class LoginCodeRequestApi(APIView):
@@ -63,14 +54,14 @@ class LoginCodeRequestApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema_serializer(component_name="LoginCodeRequestInput")
+    @extend_schema_serializer(component_name="LoginCode")
     class InputSerializer(serializers.Serializer):
         phone = serializers.CharField(max_length=64, help_text="+79001234567; 8 (900) 123-45-67 is accepted too.")
 
         def validate_phone(self, value: str) -> str:
             return _field_value(phone_normalise, raw=value)
 
-    @extend_schema_serializer(component_name="LoginCodeRequestOutput")
+    @extend_schema_serializer(component_name="LoginCodeSent")
     class OutputSerializer(serializers.Serializer):
         resend_after = serializers.IntegerField(help_text="Seconds before another code may be requested.")
 
@@ -100,7 +91,7 @@ class LoginTokenApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema_serializer(component_name="LoginTokenInput")
+    @extend_schema_serializer(component_name="LoginToken")
     class InputSerializer(serializers.Serializer):
         phone = serializers.CharField(max_length=64)
         code = serializers.CharField(max_length=32, help_text="The 6 digits from the SMS.")
@@ -111,7 +102,7 @@ class LoginTokenApi(APIView):
         def validate_code(self, value: str) -> str:
             return _field_value(login_code_clean, raw=value)
 
-    @extend_schema_serializer(component_name="LoginTokenOutput")
+    @extend_schema_serializer(component_name="LoginTokenIssued")
     class OutputSerializer(serializers.Serializer):
         token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`.")
         user = MeSerializer()
@@ -186,7 +177,7 @@ class MeApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema_serializer(component_name="ProfileUpdateInput")
+    @extend_schema_serializer(component_name="ProfileUpdate")
     class InputSerializer(serializers.Serializer):
         first_name = serializers.CharField(required=False, allow_blank=True, max_length=200, trim_whitespace=False)
         last_name = serializers.CharField(required=False, allow_blank=True, max_length=200, trim_whitespace=False)

@@ -1,6 +1,7 @@
 from typing import Any
 
 from rest_framework import status
+from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -15,7 +16,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if exc.retry_after is not None:
             response["Retry-After"] = str(exc.retry_after)
         return response
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, APIException) and isinstance(response.data, dict):
+        # DRF's own refusals (401, 403, 404, 405, 415, malformed JSON) get a
+        # machine-readable code like the application's.
+        if "detail" in response.data and "code" not in response.data:
+            codes = exc.get_codes()
+            response.data["code"] = codes if isinstance(codes, str) else "invalid"
+    return response
 
 
 def error_response(message: str, code: str, status_code: int = status.HTTP_400_BAD_REQUEST) -> Response:

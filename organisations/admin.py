@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.contrib.admin.widgets import ForeignKeyRawIdWidget
+from django.contrib.admin.widgets import AdminURLFieldWidget, ForeignKeyRawIdWidget
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, ForeignKey, Model, QuerySet, URLField
+from django.db.models import Count, ForeignKey, Model, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -303,6 +303,14 @@ STRUCTURE_FIELDS = ("kind", "parent", "is_verified")
 
 
 class OrganisationForm(forms.ModelForm):
+    website = forms.URLField(
+        label=gettext_lazy("website"),
+        required=False,
+        max_length=200,
+        assume_scheme="https",
+        widget=AdminURLFieldWidget,
+    )
+
     class Meta:
         model = Organisation
         fields = (
@@ -343,7 +351,6 @@ class ImportForm(forms.Form):
 class OrganisationAdmin(ScopedModelAdmin):
     organisation_lookup = "pk"
     form = OrganisationForm
-    formfield_overrides = {URLField: {"assume_scheme": "https"}}
     list_display = ("short_name", "kind", "region", "municipality", "inn", "is_verified", "parent")
     list_filter = ("kind", "is_verified", ("region", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("region", "parent")
@@ -449,8 +456,8 @@ class OrganisationAdmin(ScopedModelAdmin):
         if organisation.kind not in EDUCATIONAL_KINDS:
             raise Http404(_("Classes are imported into a school, a kindergarten or a college."))
         job: ImportJob | None = None
-        form = ImportForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
+        form = ImportForm(request.POST, request.FILES) if request.method == "POST" else ImportForm()
+        if form.is_bound and form.is_valid():
             job = importing.import_members(
                 actor=_user(request), organisation=organisation, uploaded_file=form.cleaned_data["file"]
             )
@@ -855,7 +862,7 @@ class GuardianshipAddForm(PersonFieldsMixin, StudentOfOrganisationForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         student, phone = cleaned.get("student"), cleaned.get("phone")
-        if student is not None and phone and str(student.phone) == phone:
+        if student is not None and phone and student.phone.as_e164 == phone:
             self.add_error("phone", _("A student cannot be their own guardian."))
         return cleaned
 

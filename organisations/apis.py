@@ -10,6 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -100,6 +101,12 @@ def paginated_response(
     return paginator.get_paginated_response(serializer.data)
 
 
+class SignedInApi(APIView):
+    """Every endpoint of the directory is for signed-in people only."""
+
+    permission_classes = [IsAuthenticated]
+
+
 def user_of(request: Request) -> User:
     """The signed-in user: every view here requires IsAuthenticated."""
     return cast(User, request.user)
@@ -119,7 +126,7 @@ def organisation_or_404(*, user: User, organisation_id: int) -> Organisation:
 # --- Regions -----------------------------------------------------------------
 
 
-class RegionListApi(APIView):
+class RegionListApi(SignedInApi):
     pagination_class = RegionPagination
 
     @extend_schema(
@@ -136,7 +143,7 @@ class RegionListApi(APIView):
 # --- Organisations -------------------------------------------------------------
 
 
-class OrganisationListApi(APIView):
+class OrganisationListApi(SignedInApi):
     pagination_class = DirectoryPagination
 
     class FilterSerializer(serializers.Serializer):
@@ -189,7 +196,7 @@ class OrganisationContactsSerializer(serializers.Serializer):
     website = serializers.CharField()
 
 
-class OrganisationDetailApi(APIView):
+class OrganisationDetailApi(SignedInApi):
     @extend_schema_serializer(component_name="OrganisationDetail")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
@@ -233,7 +240,7 @@ class OrganisationDetailApi(APIView):
         return Response(serializer.data)
 
 
-class OrganisationStudyGroupListApi(APIView):
+class OrganisationStudyGroupListApi(SignedInApi):
     pagination_class = DirectoryPagination
 
     class FilterSerializer(serializers.Serializer):
@@ -270,7 +277,7 @@ class OrganisationStudyGroupListApi(APIView):
 # --- Memberships -----------------------------------------------------------------
 
 
-class MembershipVerificationRequestApi(APIView):
+class MembershipVerificationRequestApi(SignedInApi):
     @extend_schema_serializer(component_name="MembershipVerification")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
@@ -302,7 +309,7 @@ class MembershipVerificationRequestApi(APIView):
 # --- Guardianship ----------------------------------------------------------------
 
 
-class GuardianshipClaimApi(APIView):
+class GuardianshipClaimApi(SignedInApi):
     class InputSerializer(serializers.Serializer):
         code = serializers.CharField(max_length=32, help_text='The code from the school, e.g. "ABCDE-FGHJK".')
 
@@ -336,7 +343,7 @@ class GuardianshipClaimApi(APIView):
         return Response(self.OutputSerializer(guardianship).data, status=status.HTTP_201_CREATED)
 
 
-class GuardianshipCodeCreateApi(APIView):
+class GuardianshipCodeCreateApi(SignedInApi):
     @extend_schema_serializer(component_name="GuardianshipCode")
     class OutputSerializer(serializers.Serializer):
         code = serializers.CharField(help_text="Shown once: only its hash is stored.")
@@ -378,7 +385,7 @@ class SafeModeSerializer(serializers.Serializer):
     is_hidden_from_search = serializers.BooleanField()
 
 
-class StudentSafeModeApi(APIView):
+class StudentSafeModeApi(SignedInApi):
     """One class for both methods: they share the URL and the access rule."""
 
     class InputSerializer(serializers.Serializer):
@@ -429,7 +436,7 @@ class SharedOrganisationSerializer(OrganisationBriefSerializer):
     roles = serializers.ListField(child=serializers.CharField(), help_text="The profile owner's roles there.")
 
 
-class UserDetailApi(APIView):
+class UserDetailApi(SignedInApi):
     @extend_schema_serializer(component_name="Profile")
     class OutputSerializer(PersonSerializer):
         """A profile: never with the phone number."""
@@ -473,7 +480,7 @@ class UserDetailApi(APIView):
         return Response(serializer.data)
 
 
-class UserSearchApi(APIView):
+class UserSearchApi(SignedInApi):
     pagination_class = DirectoryPagination
 
     class FilterSerializer(serializers.Serializer):

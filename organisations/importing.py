@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import openpyxl
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -166,7 +166,7 @@ class ErrorReport:
     def add(self, row: int, column: str, message: str) -> None:
         self.errors.append({"row": row, "column": column, "message": message})
 
-    def sorted(self) -> list[dict[str, Any]]:
+    def ordered(self) -> list[dict[str, Any]]:
         ordered = sorted(self.errors, key=lambda error: (error["row"], COLUMN_ORDER.get(error["column"], -1)))
         if len(ordered) > MAX_ERRORS_KEPT:
             hidden = len(ordered) - MAX_ERRORS_KEPT
@@ -213,10 +213,13 @@ def import_members(*, actor: User, organisation: Organisation, uploaded_file: IO
         # A service refused a row that passed validation (someone changed the
         # school meanwhile): the transaction is rolled back, report the row.
         report.add(failure.row, "", failure.message)
-        return _job_failed(
-            actor=actor, organisation=organisation, file_name=file_name, rows_total=len(rows), report=report
-        )
-    return job
+    except IntegrityError:
+        # The same people or classes were being created at the same moment
+        # by someone else; rolled back, so the file can simply be sent again.
+        report.add(FILE_ROW, "", _("The organisation changed while importing; upload the file again."))
+    else:
+        return job
+    return _job_failed(actor=actor, organisation=organisation, file_name=file_name, rows_total=len(rows), report=report)
 
 
 def _job_failed(
@@ -229,7 +232,7 @@ def _job_failed(
         status=ImportJob.Status.FAILED,
         rows_total=rows_total,
         rows_imported=0,
-        errors=report.sorted(),
+        errors=report.ordered(),
     )
     audit_record(
         actor=actor,
@@ -312,7 +315,7 @@ def _cell_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
-        return _("yes") if value else ""
+        return "yes" if value else ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
@@ -357,7 +360,7 @@ def _normalised(text: str) -> str:
 
 
 def _header_key(cell: str) -> str | None:
-    text = _normalised(_PARENTHESES.sub("", cell)).strip(" *:.")
+    text = _normalised(_PARENTHESES.sub("", cell).replace(".", " ")).strip(" *:")
     for column in COLUMNS:
         if text == column.key.replace("_", " ") or text in column.aliases:
             return column.key
@@ -629,17 +632,36 @@ def _users_for_rows(*, actor: User, organisation: Organisation, rows: list[Impor
         first_by_phone.setdefault(row.phone, row)
     existing = {user.phone.as_e164: user for user in User.objects.filter(phone__in=list(first_by_phone))}
     users: dict[str, User] = {}
+    named_skeletons: set[str] = set()
     for phone, row in first_by_phone.items():
-        users[phone] = user_get_or_create(
+        user, is_named = _user_ensure(
             actor=actor,
             organisation=organisation,
             phone=phone,
-            last_name=row.last_name,
-            first_name=row.first_name,
-            middle_name=row.middle_name,
+            names=_names(last_name=row.last_name, first_name=row.first_name, middle_name=row.middle_name),
             user=existing.get(phone),
         )
+        users[phone] = user
+        if is_named:
+            named_skeletons.add(user.name_skeleton)
+    # A new name can only imitate a verified educator's: refresh the flags
+    # of those skeletons alone instead of one refresh per person.
+    imitated = (
+        User.objects.filter(is_verified_educator=True, name_skeleton__in=named_skeletons)
+        .values_list("name_skeleton", flat=True)
+        .distinct()
+    )
+    for skeleton in imitated:
+        name_flags_refresh(skeleton=skeleton)
     return users
+
+
+def _names(*, last_name: str, first_name: str, middle_name: str) -> dict[str, str]:
+    return {
+        "last_name": name_clean(last_name),
+        "first_name": name_clean(first_name),
+        "middle_name": name_clean(middle_name),
+    }
 
 
 def user_get_or_create(
@@ -650,27 +672,41 @@ def user_get_or_create(
     last_name: str,
     first_name: str,
     middle_name: str = "",
-    user: User | None = None,
 ) -> User:
     """The account of a phone number (E.164), created with the given names
     when there is none. An existing account keeps its own name unless it
     has none yet: the profile belongs to its owner. Audited when created or
-    named; refreshes the look-alike flags of the names involved."""
-    names = {
-        "last_name": name_clean(last_name),
-        "first_name": name_clean(first_name),
-        "middle_name": name_clean(middle_name),
-    }
+    named; refreshes the look-alike flags of the name."""
+    names = _names(last_name=last_name, first_name=first_name, middle_name=middle_name)
+    user = User.objects.filter(phone=phone).first()
     if user is None:
-        user, is_created = User.objects.get_or_create(phone=phone, defaults=names)
-        if is_created:
-            user.set_unusable_password()
-            user.save(update_fields=["password"])
-            audit_record(actor=actor, action="user.create", target=user, organisation_id=organisation.pk)
-            name_flags_refresh(skeleton=user.name_skeleton)
-            return user
+        try:
+            with transaction.atomic():
+                user, is_named = _user_ensure(
+                    actor=actor, organisation=organisation, phone=phone, names=names, user=None
+                )
+        except IntegrityError:
+            # Created at the same moment by someone else (a sign-in, another admin).
+            user = User.objects.get(phone=phone)
+            user, is_named = _user_ensure(actor=actor, organisation=organisation, phone=phone, names=names, user=user)
+    else:
+        user, is_named = _user_ensure(actor=actor, organisation=organisation, phone=phone, names=names, user=user)
+    if is_named:
+        name_flags_refresh(skeleton=user.name_skeleton)
+        user.refresh_from_db(fields=["is_name_flagged"])
+    return user
+
+
+def _user_ensure(
+    *, actor: User | None, organisation: Organisation, phone: str, names: dict[str, str], user: User | None
+) -> tuple[User, bool]:
+    """The account, created or given its first name; True when it got a name now."""
+    if user is None:
+        user = User.objects.create_user(phone, **names)
+        audit_record(actor=actor, action="user.create", target=user, organisation_id=organisation.pk)
+        return user, True
     if user.first_name or user.last_name:
-        return user
+        return user, False
     old = {name: getattr(user, name) for name in names}
     for name, value in names.items():
         setattr(user, name, value)
@@ -682,5 +718,4 @@ def user_get_or_create(
         organisation_id=organisation.pk,
         changes={name: [old[name], value] for name, value in names.items() if old[name] != value},
     )
-    name_flags_refresh(skeleton=user.name_skeleton)
-    return user
+    return user, True

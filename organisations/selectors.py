@@ -411,7 +411,7 @@ def access_student_safe_mode(*, user: User, student_id: int) -> User:
         raise NotFound(_("Not found."))
     if not user_may_manage_safe_mode(user=user, student=student):
         if profile_is_visible(viewer=user, owner=student):
-            raise PermissionDenied()
+            raise PermissionDenied(_("Only the student's guardians and school may change safe mode."))
         raise NotFound(_("Not found."))
     return student
 

@@ -174,7 +174,7 @@ def verification_decide(*, actor: User, membership: Membership, approve: bool) -
     Raises PermissionDenied when the actor does not administer the organisation.
     """
     if not selectors.user_administers(user=actor, organisation=membership.organisation):
-        raise PermissionDenied()
+        raise PermissionDenied(_("Only an administrator of the organisation may verify its educators."))
     if membership.ended_at is not None or membership.role not in VERIFIABLE_ROLES:
         raise ApplicationError(_("This role is not verified."), code="not_verifiable")
     membership.verification_status = VerificationStatus.VERIFIED if approve else VerificationStatus.REJECTED
@@ -439,7 +439,7 @@ def guardianship_code_issue(
     teaches the student there.
     """
     if not selectors.user_manages_student(user=actor, student=student, organisation=organisation):
-        raise PermissionDenied()
+        raise PermissionDenied(_("Only the school's administrators and the student's teachers may issue codes."))
     if not Membership.objects.active().filter(user=student, organisation=organisation, role=Role.STUDENT).exists():
         raise ApplicationError(_("The student does not study in this organisation."), code="not_a_student")
     code = "".join(secrets.choice(GUARDIANSHIP_CODE_ALPHABET) for _i in range(GUARDIANSHIP_CODE_LENGTH))
@@ -497,7 +497,7 @@ def safe_mode_update(
     """
     if not selectors.user_may_manage_safe_mode(user=actor, student=student):
         if selectors.profile_is_visible(viewer=actor, owner=student):
-            raise PermissionDenied()
+            raise PermissionDenied(_("Only the student's guardians and school may change safe mode."))
         raise NotFound(_("Not found."))
     student = User.objects.select_for_update().get(pk=student.pk)
     changes: dict[str, list[bool]] = {}

@@ -31,6 +31,29 @@ MATRIX: dict[str, dict[str, tuple[set[str], dict[str, str], dict]]] = {
     "/api/v1/auth/logout/": {"post": (SIGNED_IN, {}, {})},
     "/api/v1/auth/logout-all/": {"post": (SIGNED_IN, {}, {})},
     "/api/v1/me/": {"get": (SIGNED_IN, {}, {}), "patch": (SIGNED_IN, {}, {"first_name": "Имя"})},
+    "/api/v1/regions/": {"get": (SIGNED_IN, {}, {})},
+    "/api/v1/organisations/": {"get": (SIGNED_IN, {}, {})},
+    "/api/v1/organisations/{organisation_id}/": {
+        "get": (SIGNED_IN - {"stranger"}, {"organisation_id": "school"}, {})
+    },
+    "/api/v1/organisations/{organisation_id}/groups/": {
+        "get": (SIGNED_IN - {"stranger"}, {"organisation_id": "school"}, {})
+    },
+    "/api/v1/organisations/{organisation_id}/students/{student_id}/guardianship-codes/": {
+        "post": ({"teacher", "administrator"}, {"organisation_id": "school", "student_id": "student"}, {})
+    },
+    "/api/v1/memberships/{membership_id}/verification-request/": {
+        "post": ({"teacher"}, {"membership_id": "teacher_membership"}, {})
+    },
+    "/api/v1/guardianships/claim/": {"post": (SIGNED_IN, {}, {"code": "ABCDE-FGHJK"})},
+    "/api/v1/students/{student_id}/safe-mode/": {
+        "get": ({"parent", "teacher", "administrator"}, {"student_id": "student"}, {}),
+        "patch": ({"parent", "teacher", "administrator"}, {"student_id": "student"}, {"is_safe_mode": True}),
+    },
+    "/api/v1/users/": {"get": (SIGNED_IN, {}, {})},
+    "/api/v1/users/{user_id}/": {
+        "get": ({"student", "parent", "teacher", "administrator"}, {"user_id": "student"}, {})
+    },
 }
 
 

@@ -691,3 +691,50 @@ def test_audit_log_filters_by_action(tree: Tree) -> None:
 
 def make_superuser() -> User:
     return User.objects.create_superuser("+79165550100")
+
+
+def test_every_admin_page_opens_for_an_administrator_and_a_superuser(tree: Tree) -> None:
+    group = StudyGroup.objects.get(organisation=tree.school)
+    make_parent(student=tree.student, organisation=tree.school)
+    services.guardianship_code_create(actor=tree.school_admin, student=tree.student, organisation=tree.school)
+    pages = [
+        "/admin/",
+        "/admin/organisations/",
+        f"/admin/organisations/organisation/{tree.school.pk}/change/",
+        f"/admin/organisations/organisation/{tree.school.pk}/import/",
+        f"/admin/organisations/membership/{Membership.objects.get(user=tree.teacher).pk}/change/",
+        f"/admin/organisations/studygroup/{group.pk}/change/",
+        f"/admin/organisations/guardianship/{Guardianship.objects.get().pk}/change/",
+        f"/admin/organisations/guardianshipcode/{GuardianshipCode.objects.get().pk}/change/",
+        f"/admin/accounts/user/{tree.teacher.pk}/change/",
+        "/admin/accounts/user/?_to_field=id&_popup=1",
+        "/admin/accounts/user/?q=8+(916)+555",
+    ]
+    for model in ("organisation", "membership", "studygroup", "guardianship", "guardianshipcode"):
+        pages += [f"/admin/organisations/{model}/", f"/admin/organisations/{model}/add/"]
+    pages += ["/admin/organisations/importjob/", "/admin/organisations/verificationrequest/"]
+    pages += ["/admin/accounts/user/", "/admin/common/auditevent/", "/admin/common/auditevent/?at__gte=2020-01-01"]
+
+    for user in (tree.school_admin, make_superuser()):
+        client = signed_in(user)
+        for url in pages:
+            if url.endswith("/organisation/add/") and user == tree.school_admin:
+                continue
+            assert client.get(url).status_code == 200, (user, url)
+
+
+def test_administrator_index_lists_the_scoped_models_only(tree: Tree) -> None:
+    response = signed_in(tree.school_admin).get("/admin/")
+
+    models = {model["object_name"] for app in response.context["app_list"] for model in app["models"]}
+    assert models == {
+        "User",
+        "AuditEvent",
+        "Organisation",
+        "Membership",
+        "VerificationRequest",
+        "StudyGroup",
+        "Guardianship",
+        "GuardianshipCode",
+        "ImportJob",
+    }

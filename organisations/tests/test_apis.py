@@ -25,7 +25,8 @@ from organisations.tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
-NOT_FOUND_BODY = {"detail": "Не найдено.", "code": "not_found"}
+# DRF's own wording of "Not found.", so that every 404 of the API reads alike.
+NOT_FOUND_BODY = {"detail": "Страница не найдена.", "code": "not_found"}
 MISSING_ID = 10**9
 
 
@@ -458,6 +459,10 @@ def test_safe_mode_refusals_change_nothing():
     assert (stranger.status_code, classmate_parent.status_code, missing.status_code) == (404, 404, 404)
     assert stranger.json() == classmate_parent.json() == missing.json() == NOT_FOUND_BODY
     assert [response.status_code for response in seen_but_not_managed] == [403, 403, 403]
+    assert seen_but_not_managed[0].json() == {
+        "detail": "Безопасный режим ученика могут менять только его родители (законные представители) и школа.",
+        "code": "permission_denied",
+    }
     assert invalid.status_code == 400
     student = User.objects.get(pk=world.student.pk)
     assert (student.is_safe_mode, student.is_hidden_from_search) == (True, True)
@@ -560,11 +565,11 @@ def test_people_search_needs_a_query():
 def test_people_search_query_count_does_not_depend_on_page_size(django_assert_num_queries, limit):
     world = make_school_with_class(students=6)
     for student in world.students:
-        User.objects.filter(pk=student.pk).update(last_name="Иванов")
+        User.objects.filter(pk=student.pk).update(last_name="Ёлкин")
     client = client_for(world.teacher)
 
     with django_assert_num_queries(2):
-        response = client.get("/api/v1/users/", {"q": "иванов", "limit": limit})
+        response = client.get("/api/v1/users/", {"q": "ёлкин", "limit": limit})
 
     assert response.json()["count"] == 6
     assert len(response.json()["results"]) == limit

@@ -29,13 +29,13 @@ def test_sign_in_by_phone_then_open_the_directory(live_daphne, page, sms_outbox,
 
     page.goto(live_daphne.url + "/login/")
     page.get_by_label(re.compile("Номер телефона|Phone", re.I)).fill("8 (900) 111-22-33")
-    page.locator("form button[type=submit]").first.click()
+    page.locator("main form button[type=submit]").first.click()
     page.get_by_label(re.compile("Код|Code", re.I)).fill(last_code(sms_outbox, "+79001112233"))
-    page.locator("form button[type=submit]").first.click()
+    page.locator("main form button[type=submit]").first.click()
 
     page.goto(live_daphne.url + "/directory/")
     page.get_by_label(re.compile("Название|Name", re.I)).first.fill("СОШ № 7")
-    page.locator("form[role=search] button[type=submit], form.filters button[type=submit]").first.click()
+    page.locator("main form button[type=submit]").first.click()
 
     assert page.locator("html").get_attribute("lang") == "ru"
     assert page.get_by_role("link", name=re.compile("МБОУ СОШ № 7")).count() == 1
