@@ -6,6 +6,7 @@ import json
 import pkgutil
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -13,9 +14,9 @@ sys.path.insert(0, str(HERE.parent))
 from bench.core import BENCH_DIR, Result  # noqa: E402
 
 
-def discover() -> dict[str, object]:
+def discover() -> dict[str, Any]:
     """Every module bench/bench_<name>.py exposes run() -> list[Result]."""
-    found = {}
+    found: dict[str, Any] = {}
     for module in pkgutil.iter_modules([str(HERE)]):
         if module.name.startswith("bench_"):
             found[module.name.removeprefix("bench_")] = importlib.import_module("bench." + module.name)
@@ -32,7 +33,7 @@ def main(argv: list[str]) -> int:
     results: list[Result] = []
     for name in sorted(wanted or modules):
         print(f"== {name}", flush=True)
-        results.extend(modules[name].run())  # type: ignore[attr-defined]
+        results.extend(modules[name].run())
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     path = BENCH_DIR / "results.json"
     path.write_text(json.dumps([result.as_dict() for result in results], indent=2, ensure_ascii=False) + "\n")

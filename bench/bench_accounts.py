@@ -5,6 +5,7 @@ import http.client
 import json
 import threading
 import time
+from collections.abc import Callable
 
 from bench.core import Daphne, Result, Services, median, percentile
 from tests.live import free_port
@@ -13,7 +14,9 @@ CLIENTS = 4
 REQUESTS_PER_CLIENT = 150
 
 
-def _hammer(port: int, path: str, body_for: "callable", clients: int, per_client: int) -> tuple[list[float], float]:
+def _hammer(
+    port: int, path: str, body_for: Callable[[int, int], dict], clients: int, per_client: int
+) -> tuple[list[float], float]:
     latencies: list[float] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -75,6 +78,11 @@ def run() -> list[Result]:
         Result("accounts.sign_in_code_p50", api_p50, "ms", bare_p50, "ratio <= 10", api_p50 / bare_p50 <= 10),
         Result("accounts.sign_in_code_p95", api_p95, "ms", bare_p95, "ratio <= 10", api_p95 / bare_p95 <= 10),
         Result(
-            "accounts.sign_in_code_throughput", api_rate, "req/s", bare_rate, "ratio >= 0.1", api_rate / bare_rate >= 0.1
+            "accounts.sign_in_code_throughput",
+            api_rate,
+            "req/s",
+            bare_rate,
+            "ratio >= 0.1",
+            api_rate / bare_rate >= 0.1,
         ),
     ]

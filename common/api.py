@@ -12,17 +12,22 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """DRF's handler, plus the service layer's ApplicationError as a 400 (or
     its own status) with a machine-readable code."""
     if isinstance(exc, ApplicationError):
-        response = Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code)
+        refusal = Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code)
         if exc.retry_after is not None:
-            response["Retry-After"] = str(exc.retry_after)
-        return response
+            refusal["Retry-After"] = str(exc.retry_after)
+        return refusal
     response = drf_exception_handler(exc, context)
-    if response is not None and isinstance(exc, APIException) and isinstance(response.data, dict):
-        # DRF's own refusals (401, 403, 404, 405, 415, malformed JSON) get a
-        # machine-readable code like the application's.
-        if "detail" in response.data and "code" not in response.data:
-            codes = exc.get_codes()
-            response.data["code"] = codes if isinstance(codes, str) else "invalid"
+    # DRF's own refusals (401, 403, 404, 405, 415, malformed JSON) get a
+    # machine-readable code like the application's.
+    if (
+        response is not None
+        and isinstance(exc, APIException)
+        and isinstance(response.data, dict)
+        and "detail" in response.data
+        and "code" not in response.data
+    ):
+        codes = exc.get_codes()
+        response.data["code"] = codes if isinstance(codes, str) else "invalid"
     return response
 
 

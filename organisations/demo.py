@@ -115,6 +115,7 @@ def demo_organisation(*, inn: str, **fields: Any) -> Organisation:
 
 
 def seed_organisations(data: DemoData) -> None:
+    services.regions_ensure()
     region = Region.objects.get(code=DEMO_REGION_CODE)
     moscow = Region.objects.get(code="77")
     ministry = data.add(

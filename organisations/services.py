@@ -3,8 +3,10 @@ roles, educator verification, study groups, guardianship and safe mode."""
 
 import hashlib
 import hmac
+import json
 import secrets
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -23,6 +25,7 @@ from organisations.models import (
     GuardianshipSource,
     Membership,
     Organisation,
+    Region,
     Role,
     StudyGroup,
     StudyGroupStudent,
@@ -34,6 +37,28 @@ VERIFIABLE_ROLES = (Role.TEACHER, Role.STAFF, Role.ADMINISTRATOR)
 
 
 # --- Organisations ---------------------------------------------------------
+
+
+REGIONS_FILE = Path(__file__).resolve().parent / "data" / "regions.json"
+
+
+def regions_sync(*, region_model: Any = Region) -> int:
+    """Create or update Russia's federal subjects from the shipped data file
+    (the single source of truth); returns how many there are. The data
+    migration calls it with its historical model."""
+    rows = json.loads(REGIONS_FILE.read_text(encoding="utf-8"))
+    for row in rows:
+        region_model.objects.update_or_create(
+            code=row["code"],
+            defaults={"name": row["name"], "name_en": row["name_en"], "time_zone": row["time_zone"]},
+        )
+    return len(rows)
+
+
+def regions_ensure() -> None:
+    """Load the regions if the table is empty (a flushed test database)."""
+    if not Region.objects.exists():
+        regions_sync()
 
 
 @transaction.atomic

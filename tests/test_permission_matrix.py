@@ -33,9 +33,7 @@ MATRIX: dict[str, dict[str, tuple[set[str], dict[str, str], dict]]] = {
     "/api/v1/me/": {"get": (SIGNED_IN, {}, {}), "patch": (SIGNED_IN, {}, {"first_name": "Имя"})},
     "/api/v1/regions/": {"get": (SIGNED_IN, {}, {})},
     "/api/v1/organisations/": {"get": (SIGNED_IN, {}, {})},
-    "/api/v1/organisations/{organisation_id}/": {
-        "get": (SIGNED_IN - {"stranger"}, {"organisation_id": "school"}, {})
-    },
+    "/api/v1/organisations/{organisation_id}/": {"get": (SIGNED_IN - {"stranger"}, {"organisation_id": "school"}, {})},
     "/api/v1/organisations/{organisation_id}/groups/": {
         "get": (SIGNED_IN - {"stranger"}, {"organisation_id": "school"}, {})
     },

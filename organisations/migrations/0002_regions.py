@@ -17,12 +17,9 @@ def read_regions():
 
 
 def load_regions(apps, schema_editor):
-    Region = apps.get_model("organisations", "Region")
-    for row in read_regions():
-        Region.objects.update_or_create(
-            code=row["code"],
-            defaults={"name": row["name"], "name_en": row["name_en"], "time_zone": row["time_zone"]},
-        )
+    from organisations.services import regions_sync
+
+    regions_sync(region_model=apps.get_model("organisations", "Region"))
 
 
 def unload_regions(apps, schema_editor):

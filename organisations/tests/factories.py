@@ -48,6 +48,7 @@ def make_organisation(
     fields.setdefault("full_name", f"Муниципальное общеобразовательное учреждение № {number}")
     fields.setdefault("inn", next_inn())
     if "region" not in fields:
+        services.regions_ensure()
         fields["region"] = Region.objects.get(code="50")
     return services.organisation_create(actor=None, kind=kind, parent=parent, **fields)
 

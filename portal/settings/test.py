@@ -20,7 +20,7 @@ if IS_EMBEDDED_REDIS:  # noqa: F405
     EMBEDDED_REDIS_SOCKET = os.environ.get("EMBEDDED_REDIS_SOCKET_TEST", str(VAR_DIR / "test-redis.sock"))
     REDIS_URL = "unix://" + EMBEDDED_REDIS_SOCKET + "?db=0"
     CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
-    CHANNEL_LAYERS = {  # noqa: F405
+    CHANNEL_LAYERS = {
         "default": {**CHANNEL_LAYERS["default"], "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]}}  # noqa: F405
     }
     CELERY_BROKER_URL = REDIS_URL

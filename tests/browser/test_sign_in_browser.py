@@ -20,8 +20,8 @@ def last_code(outbox, phone: str) -> str:
 
 
 def test_sign_in_by_phone_then_open_the_directory(live_daphne, page, sms_outbox, artifacts_dir):
-    from organisations.services import membership_create
     from accounts.models import User
+    from organisations.services import membership_create
 
     school = make_organisation(short_name="МБОУ СОШ № 7", kind="school", is_verified=True)
     teacher = User.objects.create_user("+79001112233", first_name="Мария", last_name="Иванова")
