@@ -127,7 +127,17 @@ CHANNEL_LAYERS = {
 }
 
 # --- Celery (broker and results on the same Redis).
-CELERY_BROKER_URL = REDIS_URL
+
+
+def celery_broker_url(redis_url: str) -> str:
+    """kombu spells a Redis unix socket "redis+socket://PATH"."""
+    if redis_url.startswith("unix://"):
+        path, _separator, _query = redis_url.removeprefix("unix://").partition("?")
+        return "redis+socket://" + path
+    return redis_url
+
+
+CELERY_BROKER_URL = celery_broker_url(REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

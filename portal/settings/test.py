@@ -4,7 +4,7 @@ database and Redis), quicker password hashing, a file SMS outbox per run."""
 import os
 
 from portal.settings.base import *  # noqa: F403
-from portal.settings.base import DATABASES, VAR_DIR
+from portal.settings.base import DATABASES, VAR_DIR, celery_broker_url
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -23,5 +23,5 @@ if IS_EMBEDDED_REDIS:  # noqa: F405
     CHANNEL_LAYERS = {
         "default": {**CHANNEL_LAYERS["default"], "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]}}  # noqa: F405
     }
-    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_URL = celery_broker_url(REDIS_URL)
 CACHES["default"]["KEY_PREFIX"] = "parta-test"  # noqa: F405
