@@ -3,7 +3,9 @@
 #   make test    lint, migrations check and the whole test suite
 #   make bench   benchmarks in bench/ (BENCH=<name> runs one)
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+# The first interpreter that really runs and is 3.11+ (pyenv shims may not).
+PYTHON ?= $(shell for candidate in python3 python3.12 python3.11 python3.13; do \
+	$$candidate -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { command -v $$candidate; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -13,6 +15,7 @@ export SMS_OUTBOX ?= var/sms-outbox.jsonl
 .PHONY: run test lint typecheck migrations-check bench install browser messages clean
 
 $(STAMP): requirements.txt requirements-dev.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt

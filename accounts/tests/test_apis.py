@@ -47,7 +47,7 @@ def test_the_code_gives_a_token_that_works_on_me(client, sms_outbox):
         "first_name": "",
         "last_name": "",
         "middle_name": "",
-        "display_name": "User " + str(user.pk),
+        "display_name": "Пользователь " + str(user.pk),
         "language": "ru",
         "time_zone": "",
         "is_verified_educator": False,

@@ -26,7 +26,7 @@ from organisations.tests.factories import (
 pytestmark = pytest.mark.django_db
 
 # DRF's own wording of "Not found.", so that every 404 of the API reads alike.
-NOT_FOUND_BODY = {"detail": "Страница не найдена.", "code": "not_found"}
+NOT_FOUND_BODY = {"detail": "Не найдено.", "code": "not_found"}
 MISSING_ID = 10**9
 
 

@@ -59,7 +59,7 @@ def test_seed_demo_prints_the_demo_logins():
     output = seed()
 
     lines = output.splitlines()
-    assert lines[0] == "Демо-входы (вход по коду из SMS):"
+    assert lines[0] == "Демонстрационные учётные записи (вход по коду из SMS):"
     assert lines[1].split() == ["Телефон", "Роль", "Имя", "Организация"]
     assert any(line.startswith("+79000000000  суперпользователь платформы") for line in lines)
     assert any(line.startswith("+79000000001  администратор школы") and "МБОУ СОШ № 1" in line for line in lines)

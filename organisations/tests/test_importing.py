@@ -3,12 +3,14 @@ with a per-row error report."""
 
 import io
 import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import translation
 
 from accounts.models import User
 from common.models import AuditEvent
@@ -27,6 +29,14 @@ from organisations.selectors import current_academic_year
 from organisations.tests.factories import make_member, make_organisation, make_study_group, make_user
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _english() -> Iterator[None]:
+    """The service-level checks below read the English messages; the admin
+    page is requested in the default language, Russian."""
+    with translation.override("en"):
+        yield
 
 GOOD_CSV = (
     "Класс;Учебный год;Роль;Фамилия;Имя;Отчество;Телефон;Телефон ученика;Классный руководитель\n"
@@ -345,7 +355,7 @@ def test_admin_import_page_imports_and_reports(school: Organisation, administrat
         for key in ("student_phone", "телефон ученика", "homeroom", "классный руководитель")
     )
     assert done.redirect_chain == [(url, 302)]
-    assert [str(message) for message in done.context["messages"]] == ["Imported 7 rows from class.csv."]
+    assert [str(message) for message in done.context["messages"]] == ["Импортировано строк из файла class.csv: 7."]
     assert Membership.objects.active().filter(organisation=school, role=Role.STUDENT).count() == 2
     assert failed.status_code == 200
     assert "<td>2</td><td>phone</td><td>“123” is not a valid phone number.</td>" in failed.content.decode()

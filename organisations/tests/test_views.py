@@ -134,7 +134,7 @@ def test_the_organisation_page_for_its_member():
     assert '<a href="mailto:school1@example.org">school1@example.org</a>' in html
     assert f'<a href="/directory/{authority.pk}/">Управление образования</a>' in html
     assert f'<a href="/directory/{kindergarten.pk}/">Детский сад № 5</a>' in html
-    assert f"Ваши классы, {year}/{year + 1} учебный год" in html
+    assert f"Ваши классы в {year}/{year + 1} учебном году" in html
     assert [group.name for group in response.context["study_groups"]] == ["7Б"]
     assert '<span class="badge verified">Проверенная организация</span>' in html
 

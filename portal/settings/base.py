@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "common",
     "accounts",
     "organisations",
+    "chats",
 ]
 
 MIDDLEWARE = [
@@ -148,6 +149,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "login-codes-purge": {"task": "accounts.tasks.login_codes_purge", "schedule": 3600.0},
+    "scheduled-messages-deliver": {"task": "chats.tasks.scheduled_messages_deliver", "schedule": 60.0},
 }
 
 # --- Auth.

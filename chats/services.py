@@ -1,0 +1,317 @@
+"""Writes of chats: sending with delivery guarantees, and the rules that
+decide who may post. Every event goes out after commit (chats.events)."""
+
+import datetime
+import hashlib
+import zoneinfo
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import User
+from chats import events, selectors
+from chats.models import (
+    MESSAGE_MAX_LENGTH,
+    Chat,
+    ChatKind,
+    ChatMember,
+    Mention,
+    Message,
+    MessageKind,
+    Notification,
+    OfficeHours,
+    ScheduledMessage,
+)
+from common.errors import ApplicationError, PermissionDenied
+from organisations.selectors import contact_is_allowed
+
+CLIENT_ID_MAX_LENGTH = 64
+
+
+def body_hash(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def body_clean(body: Any) -> str:
+    """A message text: a string of 1..4000 characters once trimmed.
+
+    Raises ApplicationError "message_empty" / "message_too_long".
+    """
+    if not isinstance(body, str):
+        raise ApplicationError(_("The message must be text."), code="invalid", extra={"field": "body"})
+    body = body.strip()
+    if not body:
+        raise ApplicationError(_("The message is empty."), code="message_empty", extra={"field": "body"})
+    if len(body) > MESSAGE_MAX_LENGTH:
+        raise ApplicationError(
+            _("A message may have at most %(limit)d characters.") % {"limit": MESSAGE_MAX_LENGTH},
+            code="message_too_long",
+            extra={"field": "body"},
+        )
+    return body
+
+
+def client_id_clean(client_id: Any) -> str:
+    if client_id in (None, ""):
+        return ""
+    if not isinstance(client_id, str) or len(client_id) > CLIENT_ID_MAX_LENGTH or not client_id.isprintable():
+        raise ApplicationError(
+            _("client_id must be a string of at most 64 characters."), code="invalid", extra={"field": "client_id"}
+        )
+    return client_id
+
+
+def _local_time(chat: Chat, now: datetime.datetime) -> datetime.time:
+    zone = chat.organisation.effective_time_zone if chat.organisation_id and chat.organisation else "Europe/Moscow"
+    return now.astimezone(zoneinfo.ZoneInfo(zone)).time()
+
+
+def _is_within(start: datetime.time, end: datetime.time, moment: datetime.time) -> bool:
+    if start <= end:
+        return start <= moment < end
+    return moment >= start or moment < end  # overnight window
+
+
+def posting_check(*, member: ChatMember, now: datetime.datetime) -> None:
+    """May this member post in their chat now?
+
+    Raises PermissionDenied with a code naming the rule: "channel_read_only",
+    "announcement_only", "muted", "chat_closed", "contact_not_allowed".
+    """
+    chat = member.chat
+    is_staff = selectors.member_is_staff(member)
+    if chat.kind == ChatKind.CHANNEL and not is_staff:
+        raise PermissionDenied(_("Only the channel's editors post here."), code="channel_read_only")
+    if chat.is_announcement_only and not is_staff:
+        raise PermissionDenied(_("Only teachers post in this chat now."), code="announcement_only")
+    if member.muted_until and member.muted_until > now:
+        raise PermissionDenied(_("You are muted in this chat."), code="muted")
+    if (
+        chat.opens_at
+        and chat.closes_at
+        and not is_staff
+        and member.user.is_safe_mode
+        and not _is_within(chat.opens_at, chat.closes_at, _local_time(chat, now))
+    ):
+        raise PermissionDenied(
+            _("The chat is closed for students until %(time)s.") % {"time": chat.opens_at.strftime("%H:%M")},
+            code="chat_closed",
+        )
+    if chat.kind == ChatKind.DIRECT:
+        other = selectors.direct_chat_other_user(chat=chat, user=member.user)
+        if other is not None and other.is_safe_mode and not contact_is_allowed(actor=member.user, child=other):
+            raise PermissionDenied(_("This person accepts messages only from contacts."), code="contact_not_allowed")
+
+
+def _mentions_clean(*, member: ChatMember, mention_ids: Sequence[Any]) -> list[User]:
+    if not isinstance(mention_ids, list | tuple) or len(mention_ids) > 50:
+        raise ApplicationError(_("Invalid mentions."), code="invalid", extra={"field": "mentions"})
+    ids = {value for value in mention_ids if isinstance(value, int) and not isinstance(value, bool)}
+    if len(ids) != len(mention_ids):
+        raise ApplicationError(_("Invalid mentions."), code="invalid", extra={"field": "mentions"})
+    users = list(
+        User.objects.filter(
+            pk__in=ids, chat_memberships__chat=member.chat, chat_memberships__left_at__isnull=True
+        ).distinct()
+    )
+    if len(users) != len(ids):
+        raise ApplicationError(_("Only members of the chat can be mentioned."), code="invalid_mention")
+    for user in users:
+        if user.is_safe_mode and not contact_is_allowed(actor=member.user, child=user):
+            raise PermissionDenied(_("This person accepts messages only from contacts."), code="contact_not_allowed")
+    return users
+
+
+def _office_hours_delivery(*, chat: Chat, author: User, now: datetime.datetime) -> datetime.datetime | None:
+    """When a direct message to a teacher written after hours is delivered
+    (None: now)."""
+    if chat.kind != ChatKind.DIRECT:
+        return None
+    other = selectors.direct_chat_other_user(chat=chat, user=author)
+    if other is None:
+        return None
+    hours = OfficeHours.objects.filter(user=other).first()
+    if hours is None:
+        return None
+    if OfficeHours.objects.filter(user=author).exists():
+        return None  # colleagues write to each other freely
+    return office_hours_next_opening(hours=hours, now=now)
+
+
+def office_hours_next_opening(*, hours: OfficeHours, now: datetime.datetime) -> datetime.datetime | None:
+    """None when `now` is within the hours, otherwise the next opening."""
+    zone = zoneinfo.ZoneInfo(hours.time_zone)
+    local = now.astimezone(zone)
+    weekdays = {int(day) for day in hours.weekdays if day.isdigit()}
+    if local.isoweekday() in weekdays and _is_within(hours.starts_at, hours.ends_at, local.time()):
+        return None
+    for days_ahead in range(0, 8):
+        day = (local + datetime.timedelta(days=days_ahead)).date()
+        if day.isoweekday() not in weekdays:
+            continue
+        opening = datetime.datetime.combine(day, hours.starts_at, tzinfo=zone)
+        if opening > local:
+            return opening
+    return None
+
+
+def message_send(
+    *,
+    user: User,
+    chat_id: int,
+    body: Any,
+    client_id: Any = "",
+    reply_to_seq: Any = None,
+    mention_ids: Sequence[Any] = (),
+    kind: str = MessageKind.TEXT,
+    requires_acknowledgement: bool = False,
+) -> tuple[Message | ScheduledMessage, bool]:
+    """Send a message; returns (message, created).
+
+    The message is committed with the chat's next seq before anyone hears of
+    it. A resend with the same client_id and body returns the first message
+    (created False); with another body it raises ApplicationError
+    "client_id_conflict". A message to a teacher after their office hours is
+    held (a ScheduledMessage) and delivered at the next opening.
+
+    Raises NotFound (not a member), PermissionDenied (a posting rule) and
+    ApplicationError (invalid input).
+    """
+    text = body_clean(body)
+    client_id = client_id_clean(client_id)
+    now = timezone.now()
+    member = selectors.chat_member_get(user=user, chat_id=chat_id)
+    if client_id:
+        existing = _message_by_client_id(chat_id=chat_id, user=user, client_id=client_id, text=text)
+        if existing is not None:
+            return existing, False
+    posting_check(member=member, now=now)
+    mentioned = _mentions_clean(member=member, mention_ids=list(mention_ids or []))
+    reply_to = None
+    if reply_to_seq is not None:
+        if not isinstance(reply_to_seq, int) or isinstance(reply_to_seq, bool):
+            raise ApplicationError(_("reply_to must be a message's seq."), code="invalid", extra={"field": "reply_to"})
+        reply_to = Message.objects.filter(chat_id=chat_id, seq=reply_to_seq).first()
+        if reply_to is None:
+            raise ApplicationError(_("The message replied to does not exist."), code="invalid_reply")
+    deliver_at = _office_hours_delivery(chat=member.chat, author=user, now=now)
+    try:
+        with transaction.atomic():
+            if deliver_at is not None:
+                scheduled = ScheduledMessage.objects.create(
+                    chat=member.chat,
+                    author=user,
+                    client_id=client_id,
+                    body=text,
+                    body_hash=body_hash(text),
+                    reply_to=reply_to,
+                    deliver_at=deliver_at,
+                )
+                return scheduled, True
+            message = _message_create(
+                chat=member.chat,
+                author=user,
+                text=text,
+                client_id=client_id,
+                reply_to=reply_to,
+                kind=kind,
+                requires_acknowledgement=requires_acknowledgement,
+                mentioned=mentioned,
+            )
+    except IntegrityError:
+        # A parallel resend with the same client_id won the race.
+        existing = _message_by_client_id(chat_id=chat_id, user=user, client_id=client_id, text=text)
+        if existing is None:
+            raise
+        return existing, False
+    return message, True
+
+
+def _message_by_client_id(*, chat_id: int, user: User, client_id: str, text: str) -> Message | None:
+    existing = (
+        Message.objects.select_related("author", "reply_to")
+        .filter(chat_id=chat_id, author=user, client_id=client_id)
+        .first()
+    )
+    if existing is None:
+        return None
+    if existing.body_hash != body_hash(text):
+        raise ApplicationError(
+            _("This client_id was already used for a different message."), code="client_id_conflict"
+        )
+    return existing
+
+
+def _message_create(
+    *,
+    chat: Chat,
+    author: User | None,
+    text: str,
+    client_id: str = "",
+    reply_to: Message | None = None,
+    kind: str = MessageKind.TEXT,
+    requires_acknowledgement: bool = False,
+    mentioned: Sequence[User] = (),
+) -> Message:
+    """Inside a transaction: take the chat's next seq (the row update
+    serialises writers of one chat), store the message, its mentions and
+    their notifications, and publish it after commit."""
+    Chat.objects.filter(pk=chat.pk).update(last_seq=F("last_seq") + 1, updated_at=timezone.now())
+    seq = Chat.objects.filter(pk=chat.pk).values_list("last_seq", flat=True).get()
+    message = Message.objects.create(
+        chat=chat,
+        seq=seq,
+        author=author,
+        kind=kind,
+        client_id=client_id,
+        body=text,
+        body_hash=body_hash(text),
+        reply_to=reply_to,
+        requires_acknowledgement=requires_acknowledgement,
+    )
+    if author is not None:
+        ChatMember.objects.filter(chat=chat, user=author, left_at__isnull=True).update(last_read_seq=seq)
+    if mentioned:
+        Mention.objects.bulk_create([Mention(message=message, user=user) for user in mentioned])
+        Notification.objects.bulk_create(
+            [
+                Notification(user=user, kind=Notification.Kind.MENTION, chat=chat, message=message)
+                for user in mentioned
+                if user.pk != getattr(author, "pk", None)
+            ]
+        )
+    chat.last_seq = seq
+    events.event_publish(chat=chat, event={"type": "message", "message": events.message_payload(message)})
+    return message
+
+
+@transaction.atomic
+def scheduled_messages_deliver(*, now: datetime.datetime | None = None) -> int:
+    """Deliver held messages whose time has come (Celery beat, every minute).
+    Idempotent: each is delivered once, even if two workers run it."""
+    now = now or timezone.now()
+    delivered = 0
+    for scheduled in ScheduledMessage.objects.select_for_update().filter(
+        deliver_at__lte=now, delivered_message__isnull=True
+    ):
+        message = _message_create(
+            chat=scheduled.chat,
+            author=scheduled.author,
+            text=scheduled.body,
+            client_id=scheduled.client_id,
+            reply_to=scheduled.reply_to,
+        )
+        scheduled.delivered_message = message
+        scheduled.save(update_fields=["delivered_message"])
+        delivered += 1
+    return delivered
+
+
+def message_system_post(*, chat: Chat, text: str) -> Message:
+    """A message from the system (no author), e.g. "the chat was migrated"."""
+    with transaction.atomic():
+        return _message_create(chat=chat, author=None, text=text, kind=MessageKind.SYSTEM)
