@@ -19,6 +19,7 @@ from accounts.services import name_flags_refresh
 from common.errors import ApplicationError, NotFound, PermissionDenied
 from common.services import audit_record
 from organisations import selectors
+from organisations.extensions import directory_changed
 from organisations.models import (
     Guardianship,
     GuardianshipCode,
@@ -71,6 +72,7 @@ def organisation_create(*, actor: User | None = None, **fields: Any) -> Organisa
     organisation.path = _path_for(organisation)
     organisation.save(update_fields=["path"])
     audit_record(actor=actor, action="organisation.create", target=organisation, organisation_id=organisation.pk)
+    directory_changed(organisation_ids=[organisation.pk])
     return organisation
 
 
@@ -148,6 +150,7 @@ def membership_create(
         organisation_id=organisation.pk,
         changes={"user": user.pk, "role": role},
     )
+    directory_changed(organisation_ids=[organisation.pk])
     return membership
 
 
@@ -166,6 +169,7 @@ def membership_end(*, actor: User | None, membership: Membership) -> Membership:
             user.is_staff = False
             user.save(update_fields=["is_staff"])
     audit_record(actor=actor, action="membership.end", target=membership, organisation_id=membership.organisation_id)
+    directory_changed(organisation_ids=[membership.organisation_id])
     return membership
 
 
@@ -213,6 +217,7 @@ def verification_decide(*, actor: User, membership: Membership, approve: bool) -
         target=membership,
         organisation_id=membership.organisation_id,
     )
+    directory_changed(organisation_ids=[membership.organisation_id])
     return membership
 
 
@@ -263,6 +268,7 @@ def study_group_create(
         group.save(update_fields=["homeroom_teacher", "updated_at"])
     if created:
         audit_record(actor=actor, action="study_group.create", target=group, organisation_id=organisation.pk)
+        directory_changed(organisation_ids=[organisation.pk])
     if homeroom_teacher is not None:
         # The homeroom teacher teaches the class and is a teacher of the
         # organisation: a verified badge and the class chats depend on it.
@@ -283,6 +289,7 @@ def study_group_student_add(*, actor: User | None, group: StudyGroup, student: U
             organisation_id=group.organisation_id,
             changes={"student": student.pk},
         )
+        directory_changed(organisation_ids=[group.organisation_id])
     return link
 
 
@@ -297,6 +304,7 @@ def study_group_student_remove(*, actor: User | None, group: StudyGroup, student
             organisation_id=group.organisation_id,
             changes={"student": student.pk},
         )
+        directory_changed(organisation_ids=[group.organisation_id])
 
 
 @transaction.atomic
@@ -314,6 +322,7 @@ def study_group_teacher_add(
             organisation_id=group.organisation_id,
             changes={"teacher": teacher.pk},
         )
+        directory_changed(organisation_ids=[group.organisation_id])
     return link
 
 
@@ -382,6 +391,7 @@ def academic_year_advance(*, actor: User | None, organisation: Organisation, fro
             organisation_id=organisation.pk,
             changes={"from_year": from_year, "groups": len(created)},
         )
+        directory_changed(organisation_ids=[organisation.pk])
     return created
 
 
@@ -422,6 +432,7 @@ def guardianship_link(
             organisation_id=organisation.pk,
             changes={"parent": parent.pk, "student": student.pk, "source": source},
         )
+        directory_changed(organisation_ids=[organisation.pk])
     return guardianship
 
 
@@ -433,6 +444,7 @@ def guardianship_end(*, actor: User | None, guardianship: Guardianship) -> None:
         audit_record(
             actor=actor, action="guardianship.end", target=guardianship, organisation_id=guardianship.organisation_id
         )
+        directory_changed(organisation_ids=[guardianship.organisation_id])
 
 
 GUARDIANSHIP_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"

@@ -1,3 +1,5 @@
 """WebSocket routes of every app, gathered in one list."""
 
-websocket_urlpatterns: list = []
+from chats.routing import websocket_urlpatterns as chats_websocket_urlpatterns
+
+websocket_urlpatterns: list = [*chats_websocket_urlpatterns]

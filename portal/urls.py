@@ -9,6 +9,7 @@ from portal import views
 api_v1 = [
     path("", include("accounts.api_urls")),
     path("", include("organisations.api_urls")),
+    path("", include("chats.api_urls")),
 ]
 
 urlpatterns = [
@@ -21,6 +22,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("", include("accounts.urls")),
     path("", include("organisations.urls")),
+    path("", include("chats.urls")),
 ]
 
 if settings.DEBUG:
