@@ -27,9 +27,11 @@ run: $(STAMP)
 	mkdir -p var
 	$(BIN)/python manage.py runportal
 
-# Debian's Chromium for the browser tests; never a downloaded browser.
+# Debian's packages the tests need: Chromium for the browser tests (never a
+# downloaded browser) and gettext for the translation check.
 browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@if ! command -v chromium >/dev/null || ! command -v xgettext >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium gettext >/dev/null; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

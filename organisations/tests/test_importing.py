@@ -359,7 +359,7 @@ def test_admin_import_page_imports_and_reports(school: Organisation, administrat
     assert [str(message) for message in done.context["messages"]] == ["Импортировано строк из файла class.csv: 7."]
     assert Membership.objects.active().filter(organisation=school, role=Role.STUDENT).count() == 2
     assert failed.status_code == 200
-    assert "<td>2</td><td>phone</td><td>“123” is not a valid phone number.</td>" in failed.content.decode()
+    assert "<td>2</td><td>phone</td><td>«123» — неправильный номер телефона.</td>" in failed.content.decode()
     assert User.objects.filter(last_name="Белов").count() == 0
 
 

@@ -45,7 +45,7 @@ def test_the_directory_page_lists_organisations_with_verified_badges():
     assert '<option value="50">50 Московская область</option>' in html
     assert f'<a href="/directory/{verified.pk}/">МБОУ Гимназия № 2</a>' in html
     assert f'<a href="/directory/{unverified.pk}/">МБОУ СОШ № 7</a>' in html
-    assert html.count('<span class="badge verified">Проверенная организация</span>') == 1
+    assert html.count('<span class="badge verified">Подтверждённая организация</span>') == 1
     assert "Найдено 2 организации." in html
 
 
@@ -136,7 +136,7 @@ def test_the_organisation_page_for_its_member():
     assert f'<a href="/directory/{kindergarten.pk}/">Детский сад № 5</a>' in html
     assert f"Ваши классы в {year}/{year + 1} учебном году" in html
     assert [group.name for group in response.context["study_groups"]] == ["7Б"]
-    assert '<span class="badge verified">Проверенная организация</span>' in html
+    assert '<span class="badge verified">Подтверждённая организация</span>' in html
 
 
 def test_the_organisation_page_for_an_outsider_has_no_classes():

@@ -1,0 +1,78 @@
+"""Forms of the chat pages. They only parse what a browser sends; every rule
+(who may post, who may be written to) is the services'."""
+
+import uuid
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from chats.models import MESSAGE_MAX_LENGTH
+
+MUTE_CHOICES = [("60", _("for an hour")), ("1440", _("for a day")), ("10080", _("for a week")), ("0", _("unmute"))]
+
+
+def client_id_new() -> str:
+    """A fresh id for one rendering of the send form: submitting that form
+    twice (a double click, a reload after a lost answer) sends one message."""
+    return uuid.uuid4().hex
+
+
+class MessageForm(forms.Form):
+    body = forms.CharField(
+        label=_("Message"),
+        required=False,
+        max_length=MESSAGE_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3, "maxlength": MESSAGE_MAX_LENGTH}),
+    )
+    client_id = forms.CharField(max_length=64, widget=forms.HiddenInput)
+    reply_to = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    attachment = forms.FileField(label=_("File"), required=False)
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        if not (data.get("body") or "").strip() and not data.get("attachment") and "body" not in self.errors:
+            self.add_error("body", _("Write a message or attach a file."))
+        return data
+
+
+class PeopleSearchForm(forms.Form):
+    q = forms.CharField(
+        label=_("Name or phone number"),
+        max_length=100,
+        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
+    )
+
+
+class DirectChatForm(forms.Form):
+    user_id = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+
+
+class ReactionForm(forms.Form):
+    emoji = forms.CharField(max_length=16)
+
+
+class PollVoteForm(forms.Form):
+    option = forms.TypedMultipleChoiceField(coerce=int, choices=[])
+
+    def __init__(self, *args: object, option_ids: list[int], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        field = self.fields["option"]
+        assert isinstance(field, forms.TypedMultipleChoiceField)
+        field.choices = [(str(option_id), str(option_id)) for option_id in option_ids]
+
+
+class MuteForm(forms.Form):
+    user_id = forms.IntegerField(min_value=1)
+    minutes = forms.ChoiceField(label=_("Mute"), choices=MUTE_CHOICES)
+
+
+class ReportForm(forms.Form):
+    reason = forms.CharField(label=_("Reason"), required=False, max_length=500)
+
+
+class EditForm(forms.Form):
+    body = forms.CharField(
+        label=_("Message"),
+        max_length=MESSAGE_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 4, "maxlength": MESSAGE_MAX_LENGTH}),
+    )
