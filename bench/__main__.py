@@ -38,11 +38,11 @@ def main(argv: list[str]) -> int:
     path = BENCH_DIR / "results.json"
     path.write_text(json.dumps([result.as_dict() for result in results], indent=2, ensure_ascii=False) + "\n")
     print()
-    print(f"{'figure':40} {'value':>12} {'baseline':>12} {'ratio':>8}  {'goal':14} met")
+    print(f"{'figure':40} {'value':>12} {'baseline':>12} {'unit':8} {'ratio':>8}  {'goal':16} met")
     for result in results:
         print(
-            f"{result.name:40} {result.value:>10.3f}{result.unit[:2]:>2} {result.baseline:>10.3f}{result.unit[:2]:>2}"
-            f" {result.ratio:>8.2f}  {result.goal:14} {'yes' if result.met else 'NO'}"
+            f"{result.name:40} {result.value:>12.3f} {result.baseline:>12.3f} {result.unit:8}"
+            f" {result.ratio:>8.2f}  {result.goal:16} {'yes' if result.met else 'NO'}"
         )
     print(f"\nwritten: {path.relative_to(HERE.parent)}")
     return 0
