@@ -2,6 +2,7 @@
 the run (unless REDIS_URL points at a real server) and emptied between tests."""
 
 import os
+from pathlib import Path
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ _started: list = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
     if getattr(settings, "IS_EMBEDDED_REDIS", False):
         process = embedded_redis.start(settings.EMBEDDED_REDIS_SOCKET)
         if process is not None:

@@ -2,7 +2,9 @@
 it measures against, and small statistics."""
 
 import dataclasses
+import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -24,7 +26,11 @@ class Result:
 
     @property
     def ratio(self) -> float:
-        return round(self.value / self.baseline, 3) if self.baseline else float("inf")
+        if not self.baseline:
+            # A figure whose baseline is zero (e.g. messages lost): equal when
+            # both are zero, otherwise infinitely worse.
+            return 1.0 if not self.value else float("inf")
+        return round(self.value / self.baseline, 3)
 
     def as_dict(self) -> dict:
         return {
@@ -32,7 +38,7 @@ class Result:
             "value": round(self.value, 4),
             "unit": self.unit,
             "baseline": round(self.baseline, 4),
-            "ratio": self.ratio,
+            "ratio": self.ratio if math.isfinite(self.ratio) else None,  # JSON has no Infinity
             "goal": self.goal,
             "met": self.met,
         }
@@ -120,6 +126,40 @@ class Daphne:
         raise RuntimeError("daphne did not start")
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
+        process_stop(self.process)
         self.log.close()
+
+
+def process_stop(process: subprocess.Popen, timeout: float = 15) -> None:
+    """Terminate a child the benchmark started; kill it if it lingers."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+
+
+def fd_limit_raise() -> int:
+    """Raise this process's open-files limit to the hard limit (children
+    inherit it), for benchmarks that hold thousands of sockets; returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (Linux /proc, no dependencies)."""
+    with open(f"/proc/{pid}/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

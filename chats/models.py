@@ -91,6 +91,9 @@ class ChatMember(models.Model):
     last_read_seq = models.BigIntegerField(default=0)
     # Kept by the directory sync (class and staff chats, organisation channels).
     is_synced = models.BooleanField(default=False)
+    # Removed by a moderator: the directory sync does not bring them back
+    # until a moderator lets them in again.
+    is_removed = models.BooleanField(_("removed by a moderator"), default=False)
 
     objects = ChatMemberQuerySet.as_manager()
 
@@ -309,7 +312,19 @@ class ScheduledMessage(models.Model):
     delivered_message = models.OneToOneField(
         Message, null=True, blank=True, related_name="scheduled_from", on_delete=models.SET_NULL
     )
+    # Not delivered because the author may no longer post there (left the
+    # chat, lost the contact with a child…).
+    cancelled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chat", "author", "client_id"],
+                condition=~Q(client_id=""),
+                name="scheduled_message_unique_client_id",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"scheduled for {self.deliver_at:%Y-%m-%d %H:%M}"
@@ -330,13 +345,14 @@ class OfficeHours(models.Model):
 
 
 class Notification(models.Model):
-    """Something a person should see: a mention, a held message delivered, a
-    post to acknowledge."""
+    """Something a person should see: a mention, a post to acknowledge, a
+    report for a chat's moderators."""
 
     class Kind(models.TextChoices):
         MENTION = "mention", _("mention")
         ACKNOWLEDGEMENT = "acknowledgement", _("acknowledgement requested")
         REPLY = "reply", _("reply")
+        REPORT = "report", _("message reported")
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="notifications", on_delete=models.CASCADE)
     kind = models.CharField(max_length=20, choices=Kind.choices)

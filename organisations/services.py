@@ -40,6 +40,20 @@ VERIFIABLE_ROLES = (Role.TEACHER, Role.STAFF, Role.ADMINISTRATOR)
 # --- Organisations ---------------------------------------------------------
 
 
+def directory_change_record(
+    *,
+    actor: User | None,
+    action: str,
+    target: Any,
+    organisation_id: int,
+    changes: dict[str, Any] | None = None,
+) -> None:
+    """Every change of memberships, classes and guardianship is audited and
+    announced to the apps that keep in step with the directory (chats)."""
+    audit_record(actor=actor, action=action, target=target, organisation_id=organisation_id, changes=changes)
+    directory_changed(organisation_ids=[organisation_id])
+
+
 REGIONS_FILE = Path(__file__).resolve().parent / "data" / "regions.json"
 
 
@@ -71,8 +85,9 @@ def organisation_create(*, actor: User | None = None, **fields: Any) -> Organisa
     organisation.save()
     organisation.path = _path_for(organisation)
     organisation.save(update_fields=["path"])
-    audit_record(actor=actor, action="organisation.create", target=organisation, organisation_id=organisation.pk)
-    directory_changed(organisation_ids=[organisation.pk])
+    directory_change_record(
+        actor=actor, action="organisation.create", target=organisation, organisation_id=organisation.pk
+    )
     return organisation
 
 
@@ -143,14 +158,13 @@ def membership_create(
         user_fields.append("is_staff")
     if user_fields:
         user.save(update_fields=user_fields)
-    audit_record(
+    directory_change_record(
         actor=actor,
         action="membership.create",
         target=membership,
         organisation_id=organisation.pk,
         changes={"user": user.pk, "role": role},
     )
-    directory_changed(organisation_ids=[organisation.pk])
     return membership
 
 
@@ -168,8 +182,9 @@ def membership_end(*, actor: User | None, membership: Membership) -> Membership:
         if not still_admin and user.is_staff:
             user.is_staff = False
             user.save(update_fields=["is_staff"])
-    audit_record(actor=actor, action="membership.end", target=membership, organisation_id=membership.organisation_id)
-    directory_changed(organisation_ids=[membership.organisation_id])
+    directory_change_record(
+        actor=actor, action="membership.end", target=membership, organisation_id=membership.organisation_id
+    )
     return membership
 
 
@@ -211,13 +226,12 @@ def verification_decide(*, actor: User, membership: Membership, approve: bool) -
     membership.verified_by = actor if approve else None
     membership.save(update_fields=["verification_status", "verified_at", "verified_by", "updated_at"])
     verified_educator_refresh(user=membership.user)
-    audit_record(
+    directory_change_record(
         actor=actor,
         action="verification.approve" if approve else "verification.reject",
         target=membership,
         organisation_id=membership.organisation_id,
     )
-    directory_changed(organisation_ids=[membership.organisation_id])
     return membership
 
 
@@ -267,8 +281,7 @@ def study_group_create(
         group.homeroom_teacher = homeroom_teacher
         group.save(update_fields=["homeroom_teacher", "updated_at"])
     if created:
-        audit_record(actor=actor, action="study_group.create", target=group, organisation_id=organisation.pk)
-        directory_changed(organisation_ids=[organisation.pk])
+        directory_change_record(actor=actor, action="study_group.create", target=group, organisation_id=organisation.pk)
     if homeroom_teacher is not None:
         # The homeroom teacher teaches the class and is a teacher of the
         # organisation: a verified badge and the class chats depend on it.
@@ -282,14 +295,13 @@ def study_group_student_add(*, actor: User | None, group: StudyGroup, student: U
     membership_create(actor=actor, user=student, organisation=group.organisation, role=Role.STUDENT)
     link, created = StudyGroupStudent.objects.get_or_create(group=group, student=student)
     if created:
-        audit_record(
+        directory_change_record(
             actor=actor,
             action="study_group.student_add",
             target=group,
             organisation_id=group.organisation_id,
             changes={"student": student.pk},
         )
-        directory_changed(organisation_ids=[group.organisation_id])
     return link
 
 
@@ -297,14 +309,13 @@ def study_group_student_add(*, actor: User | None, group: StudyGroup, student: U
 def study_group_student_remove(*, actor: User | None, group: StudyGroup, student: User) -> None:
     deleted, _rows = StudyGroupStudent.objects.filter(group=group, student=student).delete()
     if deleted:
-        audit_record(
+        directory_change_record(
             actor=actor,
             action="study_group.student_remove",
             target=group,
             organisation_id=group.organisation_id,
             changes={"student": student.pk},
         )
-        directory_changed(organisation_ids=[group.organisation_id])
 
 
 @transaction.atomic
@@ -315,14 +326,13 @@ def study_group_teacher_add(
     membership_create(actor=actor, user=teacher, organisation=group.organisation, role=Role.TEACHER)
     link, created = StudyGroupTeacher.objects.get_or_create(group=group, teacher=teacher, defaults={"subject": subject})
     if created:
-        audit_record(
+        directory_change_record(
             actor=actor,
             action="study_group.teacher_add",
             target=group,
             organisation_id=group.organisation_id,
             changes={"teacher": teacher.pk},
         )
-        directory_changed(organisation_ids=[group.organisation_id])
     return link
 
 
@@ -384,14 +394,13 @@ def academic_year_advance(*, actor: User | None, organisation: Organisation, fro
         group.save(update_fields=["next_group", "updated_at"])
         created.append(next_group)
     if created:
-        audit_record(
+        directory_change_record(
             actor=actor,
             action="academic_year.advance",
             target=organisation,
             organisation_id=organisation.pk,
             changes={"from_year": from_year, "groups": len(created)},
         )
-        directory_changed(organisation_ids=[organisation.pk])
     return created
 
 
@@ -425,14 +434,13 @@ def guardianship_link(
     )
     membership_create(actor=actor, user=parent, organisation=organisation, role=Role.PARENT)
     if created:
-        audit_record(
+        directory_change_record(
             actor=actor,
             action="guardianship.link",
             target=guardianship,
             organisation_id=organisation.pk,
             changes={"parent": parent.pk, "student": student.pk, "source": source},
         )
-        directory_changed(organisation_ids=[organisation.pk])
     return guardianship
 
 
@@ -441,10 +449,9 @@ def guardianship_end(*, actor: User | None, guardianship: Guardianship) -> None:
     if guardianship.ended_at is None:
         guardianship.ended_at = timezone.now()
         guardianship.save(update_fields=["ended_at", "updated_at"])
-        audit_record(
+        directory_change_record(
             actor=actor, action="guardianship.end", target=guardianship, organisation_id=guardianship.organisation_id
         )
-        directory_changed(organisation_ids=[guardianship.organisation_id])
 
 
 GUARDIANSHIP_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
