@@ -8,4 +8,7 @@ urlpatterns = [
     path("auth/logout/", apis.LogoutApi.as_view(), name="api-auth-logout"),
     path("auth/logout-all/", apis.LogoutEverywhereApi.as_view(), name="api-auth-logout-all"),
     path("me/", apis.MeApi.as_view(), name="api-me"),
+    path("me/photo/", apis.MePhotoApi.as_view(), name="api-me-photo"),
+    path("me/export/", apis.MeExportApi.as_view(), name="api-me-export"),
+    path("me/delete/", apis.MeDeleteApi.as_view(), name="api-me-delete"),
 ]

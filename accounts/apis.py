@@ -1,12 +1,16 @@
-"""REST API of sign-in, sign-out and the current user (SPEC §2.1)."""
+"""REST API of sign-in, sign-out and the current user (SPEC §2.1): the
+profile and its photo, the personal data export and deletion on request."""
 
 from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import logout
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,9 +18,11 @@ from rest_framework.views import APIView
 from accounts.extensions import user_summary
 from accounts.models import ApiToken, User
 from accounts.network import client_ip
+from accounts.selectors import personal_data_export
 from accounts.serializers import ErrorSerializer, MeSerializer
 from accounts.services import (
     PROFILE_FIELDS,
+    account_delete,
     api_token_create,
     api_token_revoke,
     login_code_clean,
@@ -24,6 +30,8 @@ from accounts.services import (
     login_code_verify,
     phone_normalise,
     profile_field_clean,
+    profile_photo_clear,
+    profile_photo_set,
     profile_update,
     session_logout_everywhere,
 )
@@ -44,8 +52,13 @@ def _field_value(clean: Callable[..., str], **kwargs: Any) -> str:
         raise serializers.ValidationError(error.message, code=error.code) from None
 
 
-def me_representation(user: User) -> dict[str, Any]:
-    return MeSerializer(user, context={"memberships_summary": user_summary(user=user)}).data
+def me_representation(user: User, request: Request) -> dict[str, Any]:
+    return MeSerializer(user, context={"memberships_summary": user_summary(user=user), "request": request}).data
+
+
+def user_of(request: Request) -> User:
+    """The signed-in user: every view that calls this requires IsAuthenticated."""
+    return request.user  # type: ignore[return-value]
 
 
 class LoginCodeRequestApi(APIView):
@@ -130,7 +143,7 @@ class LoginTokenApi(APIView):
             phone=serializer.validated_data["phone"], code=serializer.validated_data["code"], ip=client_ip(request)
         )
         key = api_token_create(user=user, name=request.headers.get("User-Agent", "")[:120])
-        return Response({"token": key, "user": me_representation(user)})
+        return Response({"token": key, "user": me_representation(user, request)})
 
 
 class LogoutApi(APIView):
@@ -199,7 +212,7 @@ class MeApi(APIView):
 
     @extend_schema(operation_id="me_retrieve", tags=["me"], responses={200: MeSerializer, 401: NOT_AUTHENTICATED})
     def get(self, request: Request) -> Response:
-        return Response(me_representation(request.user))  # type: ignore[arg-type]
+        return Response(me_representation(user_of(request), request))
 
     @extend_schema(
         operation_id="me_update",
@@ -213,4 +226,124 @@ class MeApi(APIView):
         serializer.is_valid(raise_exception=True)
         values = {field: serializer.validated_data.get(field, getattr(user, field)) for field in PROFILE_FIELDS}
         user = profile_update(user=user, **values)
-        return Response(me_representation(user))
+        return Response(me_representation(user, request))
+
+
+PHOTO_REFUSED = OpenApiResponse(
+    ErrorSerializer, description='Not a JPEG, PNG or WebP picture (code photo_invalid, field "photo").'
+)
+PHOTO_TOO_LARGE = OpenApiResponse(
+    ErrorSerializer, description='Over 5 MB or 4096 × 4096 pixels (code photo_too_large, field "photo").'
+)
+
+
+class MePhotoApi(APIView):
+    """PUT a new profile photo, DELETE it. One class for both methods: they
+    share the URL and the permission."""
+
+    permission_classes = [IsAuthenticated]
+    parser_classes = [MultiPartParser]
+
+    @extend_schema_serializer(component_name="PhotoUpload")
+    class InputSerializer(serializers.Serializer):
+        photo = serializers.FileField(
+            allow_empty_file=False,
+            help_text="JPEG, PNG or WebP, at most 5 MB and 4096 × 4096 pixels; stored as a JPEG of at most "
+            "512 × 512 without metadata.",
+        )
+
+    @extend_schema(
+        operation_id="me_photo_update",
+        tags=["me"],
+        request={"multipart/form-data": InputSerializer},
+        responses={
+            200: MeSerializer,
+            400: PHOTO_REFUSED,
+            401: NOT_AUTHENTICATED,
+            413: PHOTO_TOO_LARGE,
+            415: OpenApiResponse(ErrorSerializer, description="Not multipart/form-data."),
+        },
+    )
+    def put(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = profile_photo_set(user=user_of(request), uploaded_file=serializer.validated_data["photo"])
+        return Response(me_representation(user, request))
+
+    @extend_schema(
+        operation_id="me_photo_delete",
+        tags=["me"],
+        request=None,
+        responses={204: None, 401: NOT_AUTHENTICATED},
+        description="Idempotent: without a photo nothing happens.",
+    )
+    def delete(self, request: Request) -> Response:
+        profile_photo_clear(user=user_of(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeExportApi(APIView):
+    """Everything kept about the current user, as a JSON file (152-FZ)."""
+
+    permission_classes = [IsAuthenticated]
+    # A download even from a browser's address bar, never the browsable API.
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        operation_id="me_export",
+        tags=["me"],
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description='{"format", "version", "exported_at", "account", "api_tokens" (devices and dates, '
+                'never keys), "memberships", "guardianships", "study_groups", "safe_mode_changes", …}; '
+                "sent as the attachment parta-export-<id>.json.",
+            ),
+            401: NOT_AUTHENTICATED,
+        },
+    )
+    def get(self, request: Request) -> Response:
+        user = user_of(request)
+        response = Response(personal_data_export(user=user))
+        response["Content-Disposition"] = f'attachment; filename="parta-export-{user.pk}.json"'
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+class MeDeleteApi(APIView):
+    """Delete one's own account, confirmed with a code sent by SMS to its
+    number (request it with POST /api/v1/auth/code/)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema_serializer(component_name="AccountDelete")
+    class InputSerializer(serializers.Serializer):
+        code = serializers.CharField(max_length=32, help_text="The 6 digits from the SMS sent to the account's number.")
+
+        def validate_code(self, value: str) -> str:
+            return _field_value(login_code_clean, raw=value)
+
+    @extend_schema(
+        operation_id="me_delete",
+        tags=["me"],
+        request=InputSerializer,
+        responses={
+            204: None,
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="The sign-in refusals, and nothing changes: code_invalid, code_expired, code_wrong "
+                "(with attempts_left), code_burned; or field errors.",
+            ),
+            401: NOT_AUTHENTICATED,
+            429: RATE_LIMITED,
+        },
+        description="Every session and token ends, memberships and guardianships end, and the account is "
+        "anonymised; its number may sign up again as a new account. Messages stay, under a neutral name.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        account_delete(user=user_of(request), code=serializer.validated_data["code"], ip=client_ip(request))
+        if not isinstance(request.auth, ApiToken):
+            logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)

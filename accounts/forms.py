@@ -59,6 +59,33 @@ class CodeForm(forms.Form):
         return _checked(login_code_clean, raw=self.cleaned_data["code"])
 
 
+class PhotoForm(forms.Form):
+    """The file only; what it really is, the service decides."""
+
+    photo = forms.FileField(
+        label=_("New photo"),
+        help_text=_("JPEG, PNG or WebP, at most 5 MB."),
+        widget=forms.FileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
+    )
+
+
+class AccountDeleteCodeForm(forms.Form):
+    """The code that confirms deleting one's account. Prefixed, so that its
+    field has its own id on the profile page."""
+
+    prefix = "delete"
+
+    code = forms.CharField(
+        label=_("Code from the SMS"),
+        max_length=32,
+        help_text=_("6 digits."),
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "size": 8}),
+    )
+
+    def clean_code(self) -> str:
+        return _checked(login_code_clean, raw=self.cleaned_data["code"])
+
+
 class ProfileForm(forms.Form):
     last_name = forms.CharField(
         label=_("Last name"),

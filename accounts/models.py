@@ -32,7 +32,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     """One person, one account, identified by a phone number. Roles live in
     organisation memberships, not here."""
 
-    phone = PhoneNumberField(_("phone number"), unique=True)
+    # Null only for a deleted account (see accounts.services.account_delete):
+    # the number is personal data and goes with the account, NULLs never
+    # collide under the unique index, and nothing signs in to a NULL number,
+    # so the same real number can register a new account afterwards.
+    phone = PhoneNumberField(_("phone number"), unique=True, null=True)
     first_name = models.CharField(_("first name"), max_length=80, blank=True)
     last_name = models.CharField(_("last name"), max_length=80, blank=True)
     middle_name = models.CharField(_("middle name"), max_length=80, blank=True)
@@ -58,6 +62,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Bumped to end every browser session of the account at once.
     session_generation = models.PositiveIntegerField(default=0, editable=False)
     blocked_at = models.DateTimeField(_("blocked at"), null=True, blank=True)
+    # Set once, by account_delete: the person asked for their account to go.
+    deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True)
 
     objects = UserManager()
 
@@ -68,6 +74,12 @@ class User(AbstractBaseUser, PermissionsMixin):
         verbose_name = _("user")
         verbose_name_plural = _("users")
         ordering = ["last_name", "first_name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(phone__isnull=False) | models.Q(deleted_at__isnull=False),
+                name="user_phone_unless_deleted",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.display_name
@@ -81,6 +93,9 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def display_name(self) -> str:
+        if self.deleted_at is not None:
+            # Messages a deleted person wrote stay, under this name.
+            return str(_("Deleted user"))
         name = " ".join(part for part in (self.first_name, self.last_name) if part)
         return name or _("User %(id)s") % {"id": self.pk}
 

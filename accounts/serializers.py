@@ -6,6 +6,17 @@ from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from accounts.models import User
+from accounts.selectors import user_photo_path
+
+
+def user_photo_url(*, user: User, context: dict[str, Any]) -> str | None:
+    """The photo's address (accounts.selectors.user_photo_path), absolute
+    when the serializer has the request in its context."""
+    path = user_photo_path(user=user)
+    request = context.get("request")
+    if path is None or request is None:
+        return path
+    return request.build_absolute_uri(path)
 
 
 @extend_schema_serializer(component_name="Error")
@@ -24,6 +35,7 @@ class UserSerializer(serializers.ModelSerializer):
 
     phone = serializers.CharField(read_only=True)
     display_name = serializers.CharField(read_only=True)
+    photo_url = serializers.SerializerMethodField(help_text="Served only to people who may see the profile.")
 
     class Meta:
         model = User
@@ -34,6 +46,7 @@ class UserSerializer(serializers.ModelSerializer):
             "last_name",
             "middle_name",
             "display_name",
+            "photo_url",
             "language",
             "time_zone",
             "is_verified_educator",
@@ -41,6 +54,9 @@ class UserSerializer(serializers.ModelSerializer):
             "is_safe_mode",
         ]
         read_only_fields = fields
+
+    def get_photo_url(self, user: User) -> str | None:
+        return user_photo_url(user=user, context=self.context)
 
 
 @extend_schema_serializer(component_name="Me")

@@ -1,5 +1,6 @@
 """Writes and side effects of the accounts app: sign-in by SMS code, API
-tokens, sessions, blocking and the profile."""
+tokens, sessions, blocking, the profile and its photo, and deletion of an
+account on its owner's request."""
 
 import hmac
 import logging
@@ -17,6 +18,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone, translation
@@ -25,8 +29,10 @@ from django.utils.translation import gettext as _
 
 from accounts.authentication import token_key_hash
 from accounts.events import session_revoked_event, user_group_name
+from accounts.extensions import account_deletion_hooks_run
 from accounts.models import ApiToken, LoginCode, PhoneLock, User
 from accounts.names import display_name_skeleton, name_clean
+from accounts.photos import PHOTO_MAX_BYTES, photo_reencode, photo_size_check
 from accounts.sms import SmsDeliveryError, sms_send
 from common.errors import ApplicationError, RateLimited
 from common.ratelimit import rate_limit_hit
@@ -316,7 +322,10 @@ def user_block(*, actor: User | None, user: User, reason: str) -> User:
 
 def user_unblock(*, actor: User | None, user: User) -> User:
     """Let a blocked `user` sign in again (their old sessions stay ended).
-    Audited."""
+    Raises ApplicationError "account_deleted" for a deleted account, which
+    stays inactive for good. Audited."""
+    if User.objects.filter(pk=user.pk, deleted_at__isnull=False).exists():
+        raise ApplicationError(_("A deleted account cannot be restored."), code="account_deleted")
     with transaction.atomic():
         was_active = User.objects.filter(pk=user.pk).values_list("is_active", flat=True).get()
         User.objects.filter(pk=user.pk).update(is_active=True, blocked_at=None)
@@ -415,3 +424,139 @@ def name_flags_refresh(*, skeleton: str) -> int:
         is_name_flagged=False
     )
     return changed
+
+
+# --- Photo ---------------------------------------------------------------------------------------------------
+
+
+def profile_photo_set(*, user: User, uploaded_file: File) -> User:
+    """Make `uploaded_file` the profile photo of `user`: re-encoded by
+    accounts.photos.photo_reencode (a JPEG of at most 512 × 512 without
+    metadata) and stored under a random name.
+
+    Raises ApplicationError "photo_invalid" (not a JPEG, PNG or WebP
+    picture) and 413 "photo_too_large" (over 5 MB or 4096 × 4096 pixels);
+    nothing changes then. Side effects: the previous photo's file is deleted
+    after the commit. Audited."""
+    photo_size_check(size=uploaded_file.size or 0)
+    uploaded_file.seek(0)
+    # Read one byte past the limit: a size that lied is caught too.
+    content = photo_reencode(data=uploaded_file.read(PHOTO_MAX_BYTES + 1))
+    # The name is random: it tells nothing about the person and cannot be
+    # guessed, even where MEDIA_URL is served by mistake.
+    user.photo.save(secrets.token_hex(16) + ".jpg", ContentFile(content), save=False)
+    new_name = user.photo.name
+    try:
+        with transaction.atomic():
+            old_name = User.objects.select_for_update().filter(pk=user.pk).values_list("photo", flat=True).get()
+            User.objects.filter(pk=user.pk).update(photo=new_name)
+            audit_record(actor=user, action="profile_photo_set", target=user)
+            _photo_file_delete_on_commit(old_name)
+    except BaseException:
+        default_storage.delete(new_name)
+        raise
+    return user
+
+
+def profile_photo_clear(*, user: User) -> User:
+    """Remove the profile photo of `user` (nothing happens without one).
+    Side effects: the file is deleted after the commit. Audited."""
+    with transaction.atomic():
+        old_name = User.objects.select_for_update().filter(pk=user.pk).values_list("photo", flat=True).get()
+        if not old_name:
+            user.photo = ""  # type: ignore[assignment]
+            return user
+        User.objects.filter(pk=user.pk).update(photo="")
+        audit_record(actor=user, action="profile_photo_clear", target=user)
+        _photo_file_delete_on_commit(old_name)
+    user.photo = ""  # type: ignore[assignment]
+    return user
+
+
+def _photo_file_delete_on_commit(name: str | None) -> None:
+    """Delete a photo's file once the row no longer points to it: after the
+    commit, so that a rollback keeps a file for the row it restores."""
+    if not name:
+        return
+
+    def delete() -> None:
+        try:
+            default_storage.delete(name)
+        except OSError as error:
+            # An orphan file is harmless: its name is random and it is
+            # served by nothing.
+            logger.warning("Could not delete a replaced profile photo: %s", type(error).__name__)
+
+    transaction.on_commit(delete)
+
+
+# --- Deletion on request -------------------------------------------------------------------------------------
+
+
+def account_delete(*, user: User, code: str, ip: str | None = None) -> None:
+    """Delete the account of `user` on their own request (152-FZ), confirmed
+    with a fresh sign-in code sent to the account's number (the person asks
+    for it as for signing in: POST /api/v1/auth/code/).
+
+    The code is checked by login_code_verify, so every sign-in rule holds
+    (expiry, single use, attempts counted and the code burned after 5) and
+    so do its refusals: ApplicationError "invalid_code_format",
+    "code_invalid", "code_expired", "code_wrong", "code_burned", RateLimited
+    "rate_limited"; on a refusal nothing about the account changes. Raises
+    ApplicationError "account_deleted" for an account already deleted.
+
+    Then, in one transaction: every session and token ends (open WebSockets
+    close after the commit); the hooks registered with
+    accounts.extensions.account_deletion_hook_register end what links the
+    person to other apps (organisations: memberships, so badges go, and
+    guardianships); the account is anonymised: names, time zone and photo
+    are cleared, the phone number becomes NULL, admin rights go, the
+    password becomes unusable, is_active is False and deleted_at is set.
+
+    Why NULL and not a placeholder number: any syntactically valid number
+    may be someone's real one, while NULL is never equal to another NULL
+    under the unique index, matches no sign-in (which looks a number up),
+    and frees the real number to register a NEW account. The row itself
+    stays so that what the person wrote for others keeps an author, shown
+    as "Deleted user" (User.display_name). Audited as "account.delete"."""
+    if user.deleted_at is not None or user.phone is None:
+        raise ApplicationError(_("This account has been deleted."), code="account_deleted")
+    confirmed = login_code_verify(phone=str(user.phone), code=code, ip=ip)
+    if confirmed.pk != user.pk:
+        # Cannot happen while numbers are unique; refuse rather than guess.
+        raise _code_invalid()
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if user.deleted_at is not None:
+            # A parallel request with the same code cannot get here (the
+            # code works once), but an earlier deletion stands as it is.
+            return
+        old_skeleton = user.name_skeleton
+        old_photo = user.photo.name
+        session_logout_everywhere(user=user)
+        account_deletion_hooks_run(user=user)
+        User.objects.filter(pk=user.pk).update(
+            phone=None,
+            first_name="",
+            last_name="",
+            middle_name="",
+            name_skeleton="",
+            time_zone="",
+            photo="",
+            password=make_password(None),
+            is_active=False,
+            is_staff=False,
+            is_superuser=False,
+            is_verified_educator=False,
+            is_name_flagged=False,
+            deleted_at=timezone.now(),
+        )
+        user.groups.clear()
+        user.user_permissions.clear()
+        user.refresh_from_db()
+        # Names that imitated this person's, if a verified educator's, are
+        # no longer flagged.
+        name_flags_refresh(skeleton=old_skeleton)
+        # Recorded after the anonymisation: the entry does not keep the name.
+        audit_record(actor=user, action="account.delete", target=user, changes={"is_active": [True, False]})
+        _photo_file_delete_on_commit(old_photo)

@@ -1,4 +1,5 @@
-"""HTML pages of sign-in, sign-out and the profile; they work without
+"""HTML pages of sign-in, sign-out and the profile (with the photo, the
+personal data export and deletion on request); they work without
 JavaScript."""
 
 from typing import Any
@@ -18,14 +19,17 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.forms import CodeForm, PhoneForm, ProfileForm
+from accounts.forms import AccountDeleteCodeForm, CodeForm, PhoneForm, PhotoForm, ProfileForm
 from accounts.models import User
 from accounts.network import client_ip
-from accounts.selectors import login_code_resend_after
+from accounts.selectors import login_code_resend_after, user_photo_path
 from accounts.services import (
     PROFILE_FIELDS,
+    account_delete,
     login_code_request,
     login_code_verify,
+    profile_photo_clear,
+    profile_photo_set,
     profile_update,
     session_logout_everywhere,
 )
@@ -33,6 +37,9 @@ from common.errors import ApplicationError
 
 # The number being signed in, between the two steps.
 SESSION_LOGIN_PHONE = "accounts_login_phone"
+# Set once a code to confirm deleting the account was sent: the page then
+# shows the second step.
+SESSION_DELETE_CODE_SENT = "accounts_delete_code_sent"
 SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
@@ -141,36 +148,133 @@ def logout_view(request: HttpRequest) -> HttpResponseRedirect:
     return redirect(settings.LOGOUT_REDIRECT_URL)
 
 
+def _profile_page(
+    request: HttpRequest,
+    *,
+    form: ProfileForm | None = None,
+    photo_form: PhotoForm | None = None,
+    delete_form: AccountDeleteCodeForm | None = None,
+    delete_error: str = "",
+    status: int = 200,
+    retry_after: int | None = None,
+) -> HttpResponse:
+    """The profile page; each of its forms posts to its own view, which
+    renders the page again with that form's errors."""
+    user: User = request.user  # type: ignore[assignment]
+    if form is None:
+        form = ProfileForm(
+            initial={field: getattr(user, field) for field in PROFILE_FIELDS}, current_time_zone=user.time_zone
+        )
+    phone = str(user.phone)
+    context = {
+        "form": form,
+        "photo_form": photo_form or PhotoForm(),
+        "delete_form": delete_form or AccountDeleteCodeForm(),
+        "delete_step": "code" if delete_form is not None or request.session.get(SESSION_DELETE_CODE_SENT) else "start",
+        "delete_error": delete_error,
+        "delete_resend_after": login_code_resend_after(phone=phone),
+        "profile_user": user,
+        "photo_url": user_photo_path(user=user),
+        "phone_display": _phone_for_display(phone),
+    }
+    response = render(request, "accounts/profile.html", context, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
 def profile_view(request: HttpRequest) -> HttpResponse:
     """The user's own name, number, language and time zone."""
     user: User = request.user  # type: ignore[assignment]
-    if request.method == "POST":
-        form = ProfileForm(request.POST, current_time_zone=user.time_zone)
-        if form.is_valid():
-            profile_update(user=user, **{field: form.cleaned_data[field] for field in PROFILE_FIELDS})
-            messages.success(request, _("Profile saved."))
-            response = redirect("accounts:profile")
-            # The interface follows the language chosen in the profile.
-            response.set_cookie(
-                settings.LANGUAGE_COOKIE_NAME,
-                user.language,
-                max_age=settings.LANGUAGE_COOKIE_AGE,
-                samesite=settings.LANGUAGE_COOKIE_SAMESITE,
-                secure=settings.LANGUAGE_COOKIE_SECURE,
-                httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+    if request.method != "POST":
+        return _profile_page(request)
+    form = ProfileForm(request.POST, current_time_zone=user.time_zone)
+    if not form.is_valid():
+        return _profile_page(request, form=form, status=400)
+    profile_update(user=user, **{field: form.cleaned_data[field] for field in PROFILE_FIELDS})
+    messages.success(request, _("Profile saved."))
+    response = redirect("accounts:profile")
+    # The interface follows the language chosen in the profile.
+    response.set_cookie(
+        settings.LANGUAGE_COOKIE_NAME,
+        user.language,
+        max_age=settings.LANGUAGE_COOKIE_AGE,
+        samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+        secure=settings.LANGUAGE_COOKIE_SECURE,
+        httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+    )
+    return response
+
+
+@never_cache
+@require_POST
+@login_required
+def profile_photo_view(request: HttpRequest) -> HttpResponse:
+    """Upload a new profile photo (multipart, field "photo")."""
+    photo_form = PhotoForm(request.POST, request.FILES)
+    if not photo_form.is_valid():
+        return _profile_page(request, photo_form=photo_form, status=400)
+    try:
+        profile_photo_set(user=request.user, uploaded_file=photo_form.cleaned_data["photo"])  # type: ignore[arg-type]
+    except ApplicationError as error:
+        photo_form.add_error("photo", error.message)
+        return _profile_page(request, photo_form=photo_form, status=error.status_code)
+    messages.success(request, _("Photo saved."))
+    return redirect("accounts:profile")
+
+
+@require_POST
+@login_required
+def profile_photo_remove_view(request: HttpRequest) -> HttpResponseRedirect:
+    """Remove the profile photo."""
+    profile_photo_clear(user=request.user)  # type: ignore[arg-type]
+    messages.success(request, _("Photo removed."))
+    return redirect("accounts:profile")
+
+
+@never_cache
+@require_POST
+@login_required
+def account_delete_code_view(request: HttpRequest) -> HttpResponse:
+    """Step 1 of deleting the account: send a code to its number."""
+    user: User = request.user  # type: ignore[assignment]
+    phone = str(user.phone)
+    try:
+        login_code_request(phone=phone, ip=client_ip(request))
+    except ApplicationError as error:
+        if error.code != "resend_too_soon":
+            return _profile_page(
+                request, delete_error=error.message, status=error.status_code, retry_after=error.retry_after
             )
-            return response
-        status = 400
+        # A code went out moments ago: go on and type it in.
+        messages.info(request, error.message)
     else:
-        form = ProfileForm(
-            initial={field: getattr(user, field) for field in PROFILE_FIELDS}, current_time_zone=user.time_zone
-        )
-        status = 200
-    context = {"form": form, "profile_user": user, "phone_display": _phone_for_display(str(user.phone))}
-    return render(request, "accounts/profile.html", context, status=status)
+        messages.success(request, _("We sent a code to %(phone)s.") % {"phone": _phone_for_display(phone)})
+    request.session[SESSION_DELETE_CODE_SENT] = True
+    return redirect(reverse("accounts:profile") + "#delete-account")
+
+
+@sensitive_post_parameters("delete-code")
+@never_cache
+@require_POST
+@login_required
+def account_delete_view(request: HttpRequest) -> HttpResponse:
+    """Step 2 of deleting the account: the code from the SMS. The account is
+    deleted at once and the browser signed out."""
+    delete_form = AccountDeleteCodeForm(request.POST)
+    if not delete_form.is_valid():
+        return _profile_page(request, delete_form=delete_form, status=400)
+    try:
+        account_delete(user=request.user, code=delete_form.cleaned_data["code"], ip=client_ip(request))  # type: ignore[arg-type]
+    except ApplicationError as error:
+        delete_form.add_error("code", error.message)
+        return _profile_page(request, delete_form=delete_form, status=error.status_code, retry_after=error.retry_after)
+    logout(request)
+    messages.success(request, _("Your account has been deleted."))
+    return redirect(settings.LOGOUT_REDIRECT_URL)
 
 
 @require_POST

@@ -5,3 +5,13 @@ from django.utils.translation import gettext_lazy as _
 class ChatsConfig(AppConfig):
     name = "chats"
     verbose_name = _("Chats and channels")
+
+    def ready(self) -> None:
+        from chats.services.channels import channels_directory_hook
+        from chats.services.sync import directory_changed_hook
+        from organisations.extensions import directory_hook_register
+
+        # Class and staff chats, and the subscriptions of organisations'
+        # channels, follow every committed change of the directory.
+        directory_hook_register(directory_changed_hook)
+        directory_hook_register(channels_directory_hook)

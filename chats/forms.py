@@ -51,14 +51,19 @@ class ReactionForm(forms.Form):
     emoji = forms.CharField(max_length=16)
 
 
-class PollVoteForm(forms.Form):
-    option = forms.TypedMultipleChoiceField(coerce=int, choices=[])
+class PollCreateForm(forms.Form):
+    question = forms.CharField(label=_("Question"), max_length=300)
+    options = forms.CharField(
+        label=_("Options"),
+        help_text=_("One option per line, from 2 to 10."),
+        widget=forms.Textarea(attrs={"rows": 5}),
+    )
+    allows_multiple = forms.BooleanField(label=_("Several options may be chosen"), required=False)
+    is_anonymous = forms.BooleanField(label=_("Anonymous poll"), required=False)
+    client_id = forms.CharField(max_length=64, widget=forms.HiddenInput)
 
-    def __init__(self, *args: object, option_ids: list[int], **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        field = self.fields["option"]
-        assert isinstance(field, forms.TypedMultipleChoiceField)
-        field.choices = [(str(option_id), str(option_id)) for option_id in option_ids]
+    def options_list(self) -> list[str]:
+        return [line.strip() for line in self.cleaned_data["options"].splitlines() if line.strip()]
 
 
 class MuteForm(forms.Form):

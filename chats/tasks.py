@@ -5,4 +5,7 @@ from chats.services import messages
 
 @shared_task
 def scheduled_messages_deliver() -> int:
+    """Celery beat, every minute: messages held for teachers' office hours
+    whose time has come. Safe to retry and to run twice at once: each held
+    message is delivered exactly once (see the service)."""
     return messages.scheduled_messages_deliver()

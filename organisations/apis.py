@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from accounts.serializers import ErrorSerializer
+from accounts.serializers import ErrorSerializer, user_photo_url
 from common.errors import NotFound
 from common.ratelimit import rate_limit_hit
 from organisations import selectors, services
@@ -72,12 +72,10 @@ class PersonSerializer(PersonBriefSerializer):
     first_name = serializers.CharField()
     last_name = serializers.CharField()
     is_name_flagged = serializers.BooleanField()
-    photo = serializers.SerializerMethodField()
+    photo_url = serializers.SerializerMethodField(help_text="Served only to people who may see the profile.")
 
-    def get_photo(self, person: User) -> str | None:
-        if not person.photo:
-            return None
-        return self.context["request"].build_absolute_uri(person.photo.url)
+    def get_photo_url(self, person: User) -> str | None:
+        return user_photo_url(user=person, context=self.context)
 
 
 class DirectoryPagination(LimitOffsetPagination):

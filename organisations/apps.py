@@ -7,7 +7,14 @@ class OrganisationsConfig(AppConfig):
     verbose_name = _("Organisations")
 
     def ready(self) -> None:
-        from accounts.extensions import user_summary_provider_register
+        from accounts.extensions import (
+            account_deletion_hook_register,
+            personal_data_provider_register,
+            user_summary_provider_register,
+        )
+        from organisations.personal_data import account_links_end, personal_data_sections
         from organisations.selectors import user_memberships_summary
 
         user_summary_provider_register(user_memberships_summary)
+        personal_data_provider_register(personal_data_sections)
+        account_deletion_hook_register(account_links_end)

@@ -1,14 +1,18 @@
-"""HTML pages of the organisation directory; they work without JavaScript."""
+"""HTML pages of the organisation directory, and the one door to profile
+photos; they work without JavaScript."""
 
-from typing import cast
+from typing import Any, cast
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
+from rest_framework.exceptions import AuthenticationFailed
 
+from accounts.authentication import TokenAuthentication
 from accounts.models import User
+from accounts.photos import PHOTO_CONTENT_TYPE
 from organisations import selectors
 from organisations.forms import DirectorySearchForm
 from organisations.models import Organisation
@@ -82,3 +86,41 @@ def organisation_detail_view(request: HttpRequest, organisation_id: int) -> Http
         ),
     }
     return render(request, "organisations/detail.html", context)
+
+
+def _request_user(request: HttpRequest) -> Any:
+    """The browser's session user, or an app's token user (apps load
+    photos with `Authorization: Token …` like every API call)."""
+    if request.user.is_authenticated:
+        return request.user
+    try:
+        authenticated = TokenAuthentication().authenticate(request)  # type: ignore[arg-type]
+    except AuthenticationFailed:
+        return None
+    return authenticated[0] if authenticated else None
+
+
+@require_safe
+def user_photo_view(request: HttpRequest, user_id: int) -> FileResponse:
+    """A person's profile photo, only for people who may see the profile
+    (selectors.person_get: a child's only for its contacts). Anyone else,
+    signed in or not, gets the same 404 as for a person without a photo or
+    no person at all. Photos are never reached through MEDIA_URL."""
+    viewer = _request_user(request)
+    person = selectors.person_get(viewer=viewer, user_id=user_id) if viewer is not None else None
+    if person is None or not person.photo:
+        raise Http404()
+    try:
+        handle = person.photo.open("rb")
+    except FileNotFoundError:
+        raise Http404() from None
+    response = FileResponse(handle, content_type=PHOTO_CONTENT_TYPE)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    # Only the viewer's own browser may keep it: shared caches must not
+    # hand a child's photo to the next person. The address changes with
+    # the photo (accounts.selectors.user_photo_path).
+    response["Cache-Control"] = "private, max-age=3600"
+    response["Vary"] = "Cookie, Authorization"
+    return response

@@ -5,15 +5,21 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chats.ws_auth import websocket_stack  # noqa: E402
+from chats.ws_server import daphne_frame_limit_install  # noqa: E402
 from portal.routing import websocket_urlpatterns  # noqa: E402
 
+# Under daphne: frames over 64 KB refused with close 1009 by the server itself.
+daphne_frame_limit_install()
+
+# websocket_stack: AllowedHostsOriginValidator's Origin rule (a handshake
+# without Origin is admitted by token only), AuthMiddlewareStack, then the
+# API token (header or first frame).
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -9,7 +9,7 @@ from portal.health import health_checks
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect("organisations:directory")
+    return redirect("chats:list")
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

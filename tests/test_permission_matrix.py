@@ -31,6 +31,11 @@ MATRIX: dict[str, dict[str, tuple[set[str], dict[str, str], dict]]] = {
     "/api/v1/auth/logout/": {"post": (SIGNED_IN, {}, {})},
     "/api/v1/auth/logout-all/": {"post": (SIGNED_IN, {}, {})},
     "/api/v1/me/": {"get": (SIGNED_IN, {}, {}), "patch": (SIGNED_IN, {}, {"first_name": "Имя"})},
+    # Without a file the upload answers 415 (multipart only): past the permission check.
+    "/api/v1/me/photo/": {"put": (SIGNED_IN, {}, {}), "delete": (SIGNED_IN, {}, {})},
+    "/api/v1/me/export/": {"get": (SIGNED_IN, {}, {})},
+    # No code was sent: 400 code_invalid, past the permission check, and nothing is deleted.
+    "/api/v1/me/delete/": {"post": (SIGNED_IN, {}, {"code": "000000"})},
     "/api/v1/regions/": {"get": (SIGNED_IN, {}, {})},
     "/api/v1/organisations/": {"get": (SIGNED_IN, {}, {})},
     "/api/v1/organisations/{organisation_id}/": {"get": (SIGNED_IN - {"stranger"}, {"organisation_id": "school"}, {})},

@@ -1,5 +1,6 @@
 """Plain factory functions for the accounts tests."""
 
+import io
 import itertools
 import json
 import re
@@ -7,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from accounts.models import LoginCode, User
@@ -58,3 +60,18 @@ def code_in(text: str) -> str:
     runs = re.findall(r"\d+", text)
     assert len(runs) == 1 and len(runs[0]) == 6, text
     return runs[0]
+
+
+def image_bytes(
+    *, image_format: str = "JPEG", size: tuple[int, int] = (800, 600), mode: str = "RGB", **save_options: Any
+) -> bytes:
+    """A picture made by Pillow in memory."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new(mode, size, "red" if mode != "L" else 128).save(buffer, format=image_format, **save_options)
+    return buffer.getvalue()
+
+
+def uploaded(data: bytes, *, name: str = "photo.jpg", content_type: str = "image/jpeg") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type=content_type)

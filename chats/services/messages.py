@@ -7,6 +7,7 @@ import zoneinfo
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -27,6 +28,7 @@ from chats.models import (
     ScheduledMessage,
 )
 from common.errors import ApplicationError, PermissionDenied
+from common.ratelimit import rate_limit_hit
 from organisations.selectors import contact_is_allowed
 
 CLIENT_ID_MAX_LENGTH = 64
@@ -137,7 +139,7 @@ def _office_hours_delivery(*, chat: Chat, author: User, now: datetime.datetime) 
     hours = OfficeHours.objects.filter(user=other).first()
     if hours is None:
         return None
-    if OfficeHours.objects.filter(user=author).exists():
+    if selectors.user_is_educator(user=author):
         return None  # colleagues write to each other freely
     return office_hours_next_opening(hours=hours, now=now)
 
@@ -186,7 +188,7 @@ def message_send(
     now = timezone.now()
     member = selectors.chat_member_get(user=user, chat_id=chat_id)
     if client_id:
-        existing = _message_by_client_id(chat_id=chat_id, user=user, client_id=client_id, text=text)
+        existing = _sent_by_client_id(chat_id=chat_id, user=user, client_id=client_id, text=text)
         if existing is not None:
             return existing, False
     posting_check(member=member, now=now)
@@ -224,26 +226,44 @@ def message_send(
             )
     except IntegrityError:
         # A parallel resend with the same client_id won the race.
-        existing = _message_by_client_id(chat_id=chat_id, user=user, client_id=client_id, text=text)
+        if not client_id:
+            raise
+        existing = _sent_by_client_id(chat_id=chat_id, user=user, client_id=client_id, text=text)
         if existing is None:
             raise
         return existing, False
     return message, True
 
 
-def _message_by_client_id(*, chat_id: int, user: User, client_id: str, text: str) -> Message | None:
-    existing = (
+def _sent_by_client_id(*, chat_id: int, user: User, client_id: str, text: str) -> Message | ScheduledMessage | None:
+    """What this client id already sent: the message, or the held message
+    not yet delivered.
+
+    Raises ApplicationError "client_id_conflict" when it was another text.
+    """
+    existing: Message | ScheduledMessage | None = (
         Message.objects.select_related("author", "reply_to")
         .filter(chat_id=chat_id, author=user, client_id=client_id)
         .first()
     )
     if existing is None:
+        existing = ScheduledMessage.objects.filter(
+            chat_id=chat_id, author=user, client_id=client_id, delivered_message__isnull=True
+        ).first()
+    if existing is None:
         return None
     if existing.body_hash != body_hash(text):
-        raise ApplicationError(
-            _("This client_id was already used for a different message."), code="client_id_conflict"
-        )
+        raise ApplicationError(_("This client_id was already used for a different message."), code="client_id_conflict")
     return existing
+
+
+def message_send_rate_check(*, user: User) -> None:
+    """Count one message towards the sender's budget (settings
+    CHAT_SEND_RATE, "30/minute" by default), shared by every interface.
+
+    Raises RateLimited with the seconds to wait.
+    """
+    rate_limit_hit(scope="chat_send", key=str(user.pk), rate=getattr(settings, "CHAT_SEND_RATE", "30/minute"))
 
 
 def _message_create(
@@ -289,26 +309,64 @@ def _message_create(
     return message
 
 
-@transaction.atomic
-def scheduled_messages_deliver(*, now: datetime.datetime | None = None) -> int:
-    """Deliver held messages whose time has come (Celery beat, every minute).
-    Idempotent: each is delivered once, even if two workers run it."""
+def scheduled_messages_deliver(*, now: datetime.datetime | None = None, batch_size: int = 500) -> int:
+    """Deliver held messages whose time has come (Celery beat, every minute);
+    returns how many were delivered.
+
+    Exactly once, even with two workers at it: each is taken under a row
+    lock (skipped by the other worker, SKIP LOCKED) in its own transaction,
+    and re-checked inside it. A message whose author may no longer post
+    there (left the chat, lost the contact with a child) is cancelled, not
+    delivered.
+    """
     now = now or timezone.now()
+    due = list(
+        ScheduledMessage.objects.filter(deliver_at__lte=now, delivered_message__isnull=True, cancelled_at__isnull=True)
+        .order_by("deliver_at", "pk")
+        .values_list("pk", flat=True)[:batch_size]
+    )
     delivered = 0
-    for scheduled in ScheduledMessage.objects.select_for_update().filter(
-        deliver_at__lte=now, delivered_message__isnull=True
-    ):
-        message = _message_create(
-            chat=scheduled.chat,
-            author=scheduled.author,
-            text=scheduled.body,
-            client_id=scheduled.client_id,
-            reply_to=scheduled.reply_to,
-        )
-        scheduled.delivered_message = message
-        scheduled.save(update_fields=["delivered_message"])
-        delivered += 1
+    for pk in due:
+        with transaction.atomic():
+            scheduled = (
+                ScheduledMessage.objects.select_for_update(skip_locked=True)
+                .select_related("chat", "chat__organisation", "author")
+                .filter(pk=pk, delivered_message__isnull=True, cancelled_at__isnull=True)
+                .first()
+            )
+            if scheduled is None:
+                continue
+            if not _may_still_post(scheduled=scheduled, now=now):
+                scheduled.cancelled_at = now
+                scheduled.save(update_fields=["cancelled_at"])
+                continue
+            message = _message_create(
+                chat=scheduled.chat,
+                author=scheduled.author,
+                text=scheduled.body,
+                client_id=scheduled.client_id,
+                reply_to=scheduled.reply_to,
+            )
+            scheduled.delivered_message = message
+            scheduled.save(update_fields=["delivered_message"])
+            delivered += 1
     return delivered
+
+
+def _may_still_post(*, scheduled: ScheduledMessage, now: datetime.datetime) -> bool:
+    member = (
+        ChatMember.objects.active()
+        .select_related("chat", "chat__organisation", "user")
+        .filter(chat_id=scheduled.chat_id, user_id=scheduled.author_id, chat__is_archived=False)
+        .first()
+    )
+    if member is None or not member.user.is_active:
+        return False
+    try:
+        posting_check(member=member, now=now)
+    except PermissionDenied:
+        return False
+    return True
 
 
 def message_system_post(*, chat: Chat, text: str) -> Message:

@@ -490,7 +490,7 @@ def test_a_profile_of_a_teacher_for_a_parent_of_the_school():
         "first_name": "Анна",
         "last_name": "Кузнецова",
         "is_name_flagged": False,
-        "photo": None,
+        "photo_url": None,
         "organisations": [
             {
                 "id": world.school.pk,
@@ -548,7 +548,7 @@ def test_people_search_by_name_and_phone():
         "last_name",
         "is_verified_educator",
         "is_name_flagged",
-        "photo",
+        "photo_url",
     }
     assert child_by_phone.json()["results"] == []
     assert [person["id"] for person in own_child_by_phone.json()["results"]] == [world.students[1].pk]

@@ -1,0 +1,615 @@
+"""HTML pages of chats: the list and one chat. They work as plain forms and
+links without JavaScript; static/js/chats.js adds live updates on top.
+
+Views are interfaces: they parse a form, call one service or selector and
+render or redirect. Every rule (membership, posting, moderation, safe mode)
+is the services'; a refusal comes back as an ApplicationError whose message
+is shown next to the form that caused it."""
+
+import datetime
+import zoneinfo
+from types import SimpleNamespace
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from django.conf import settings
+from django.contrib import messages as flash
+from django.contrib.auth.decorators import login_required
+from django.db.models import prefetch_related_objects
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.models import User
+from chats import selectors
+from chats.forms import (
+    DirectChatForm,
+    EditForm,
+    MessageForm,
+    MuteForm,
+    PeopleSearchForm,
+    PollCreateForm,
+    ReactionForm,
+    ReportForm,
+    client_id_new,
+)
+from chats.models import ChatKind, Message, MessageKind, ScheduledMessage
+from chats.services import chats as chat_services
+from chats.services import content, messages, moderation
+from common.errors import ApplicationError, NotFound
+from organisations.selectors import people_search
+
+MESSAGES_PAGE_SIZE = 30
+CHATS_PAGE_SIZE = 50
+PEOPLE_SHOWN = 20
+
+
+def _user(request: HttpRequest) -> User:
+    return cast(User, request.user)
+
+
+def _member_or_404(*, user: User, chat_id: int) -> Any:
+    try:
+        return selectors.chat_member_get(user=user, chat_id=chat_id)
+    except NotFound:
+        raise Http404() from None
+
+
+def _time_zone(*, user: User, chat: Any = None) -> str:
+    """The person's own time zone, else the chat's organisation's, else the
+    portal's."""
+    if user.time_zone:
+        return user.time_zone
+    if chat is not None and chat.organisation_id and chat.organisation is not None:
+        return chat.organisation.effective_time_zone
+    return settings.TIME_ZONE
+
+
+def _channels_url() -> str:
+    """The channels page (helper "channels" owns it); a plain path until it exists."""
+    for name in ("chats:channel_list", "chats:channels"):
+        try:
+            return reverse(name)
+        except NoReverseMatch:
+            continue
+    return "/channels/"
+
+
+def _channel_detail_url(chat_id: int) -> str | None:
+    for name in ("chats:channel_detail", "chats:channel"):
+        try:
+            return reverse(name, args=[chat_id])
+        except NoReverseMatch:
+            continue
+    return None
+
+
+def _int_param(value: str | None) -> int | None:
+    if value is None or not value.isdigit() or len(value) > 18:
+        return None
+    return int(value)
+
+
+# --- The chat list ---------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def chat_list_view(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    offset = _int_param(request.GET.get("offset")) or 0
+    items = selectors.chat_list(user=user, offset=offset, limit=CHATS_PAGE_SIZE + 1)
+    has_more = len(items) > CHATS_PAGE_SIZE
+    # Channels have their own page; the list links to it.
+    chats = [item for item in items[:CHATS_PAGE_SIZE] if item.chat.kind != ChatKind.CHANNEL]
+    search_form = PeopleSearchForm(request.GET if "q" in request.GET else None)
+    people: list[User] = []
+    if search_form.is_bound and search_form.is_valid():
+        people = list(people_search(user=user, query=search_form.cleaned_data["q"])[:PEOPLE_SHOWN])
+    return render(
+        request,
+        "chats/list.html",
+        {
+            "chats": chats,
+            "next_offset": offset + CHATS_PAGE_SIZE if has_more else None,
+            "previous_offset": max(0, offset - CHATS_PAGE_SIZE) if offset else None,
+            "search_form": search_form,
+            "people": people,
+            "channels_url": _channels_url(),
+            "time_zone": _time_zone(user=user),
+        },
+    )
+
+
+@login_required
+@require_POST
+def direct_chat_start_view(request: HttpRequest) -> HttpResponse:
+    """Open (creating on first use) the direct chat with a person found in
+    the search; a child in safe mode is reached only by their contacts."""
+    form = DirectChatForm(request.POST)
+    if not form.is_valid():
+        raise Http404()
+    try:
+        chat, _created = chat_services.direct_chat_get_or_create(
+            user=_user(request), other=form.cleaned_data["user_id"]
+        )
+    except NotFound:
+        raise Http404() from None
+    except ApplicationError as error:
+        flash.error(request, error.message)
+        return redirect("chats:list")
+    return redirect("chats:detail", chat_id=chat.pk)
+
+
+# --- One chat --------------------------------------------------------------------------------
+
+
+@dataclass
+class MessageRow:
+    """A message with what the page shows around it."""
+
+    message: Message
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    reactions: list[tuple[str, int, bool]] = field(default_factory=list)
+    poll: dict[str, Any] | None = None
+    seen: tuple[int, int] | None = None
+    day: str = ""
+    is_own: bool = False
+    may_edit: bool = False
+    may_delete: bool = False
+    is_pinned: bool = False
+
+
+def _message_rows(
+    *, user: User, member: Any, page: list[Message], time_zone: str, pinned: set[int]
+) -> list[MessageRow]:
+    """Rows for a page of messages in a fixed number of queries, whatever
+    its size: authors come with the messages, replied-to authors in one
+    query, content (files, reactions, polls) in a few, receipts in two."""
+    prefetch_related_objects(page, "reply_to__author")
+    shown = content.messages_content(user=user, messages_shown=page)
+    may_moderate = selectors.member_may_moderate(member)
+    seen: dict[int, tuple[int, int]] = {}
+    if selectors.member_may_see_receipts(member):
+        seen = selectors.message_seen_counts(
+            chat=member.chat, seqs=[message.seq for message in page if message.author_id == user.pk]
+        )
+    zone = zoneinfo.ZoneInfo(time_zone)
+    now = timezone.now()
+    rows = []
+    previous_day: datetime.date | None = None
+    for message in page:
+        extra = shown.get(message.pk, {})
+        day = message.created_at.astimezone(zone).date()
+        is_own = message.author_id == user.pk
+        is_live = message.deleted_at is None
+        mine = set(extra.get("my_reactions", []))
+        rows.append(
+            MessageRow(
+                message=message,
+                attachments=extra.get("attachments", []),
+                reactions=[(emoji, count, emoji in mine) for emoji, count in extra.get("reactions", {}).items()],
+                poll=extra.get("poll"),
+                seen=seen.get(message.seq),
+                day=date_format(day, "j E Y") if day != previous_day else "",
+                is_own=is_own,
+                may_edit=is_own
+                and is_live
+                and message.kind == MessageKind.TEXT
+                and now - message.created_at <= content.EDIT_WINDOW,
+                may_delete=is_live and message.kind != MessageKind.SYSTEM and (is_own or may_moderate),
+                is_pinned=message.pk in pinned,
+            )
+        )
+        previous_day = day
+    return rows
+
+
+def _posting_refusal(member: Any) -> str:
+    """Why the person may not post now ("" when they may), so that the page
+    says so instead of offering a form that would be refused."""
+    try:
+        messages.posting_check(member=member, now=timezone.now())
+    except ApplicationError as error:
+        return error.message
+    return ""
+
+
+def _detail_context(
+    request: HttpRequest, *, chat_id: int, form: MessageForm | None = None, form_error: str = ""
+) -> dict[str, Any]:
+    user = _user(request)
+    try:
+        detail = selectors.chat_detail_get(user=user, chat_id=chat_id)
+    except NotFound:
+        raise Http404() from None
+    member, chat = detail.member, detail.chat
+    before = _int_param(request.GET.get("before"))
+    after = _int_param(request.GET.get("after"))
+    if after is not None:
+        page, has_newer = selectors.message_history(chat_id=chat_id, after=after, limit=MESSAGES_PAGE_SIZE)
+        has_older = after > 0
+        if not page:
+            # Nothing after: the newest page.
+            page, has_older = selectors.message_history(chat_id=chat_id, limit=MESSAGES_PAGE_SIZE)
+            has_newer = False
+    else:
+        page, has_older = selectors.message_history(chat_id=chat_id, before=before, limit=MESSAGES_PAGE_SIZE)
+        has_newer = bool(page) and page[-1].seq < chat.last_seq
+    is_latest = not has_newer
+    time_zone = _time_zone(user=user, chat=chat)
+    pinned = {pin.message_id for pin in detail.pins}
+    rows = _message_rows(user=user, member=member, page=page, time_zone=time_zone, pinned=pinned)
+    if page:
+        # Opening a chat reads what it shows (never moves the position back).
+        chat_services.chat_read_mark(user=user, chat_id=chat_id, seq=page[-1].seq)
+    reply_message = None
+    reply_seq = _int_param(request.POST.get("reply_to") if form is not None else request.GET.get("reply"))
+    if reply_seq is not None:
+        try:
+            reply_message = selectors.message_get(chat_id=chat_id, seq=reply_seq)
+        except NotFound:
+            reply_message = None
+    if reply_message is not None and reply_message.deleted_at is not None:
+        reply_message = None
+    if form is None:
+        form = MessageForm(
+            initial={"client_id": client_id_new(), "reply_to": reply_message.seq if reply_message else None}
+        )
+    may_moderate = selectors.member_may_moderate(member)
+    return {
+        "chat": chat,
+        "detail": detail,
+        "member": member,
+        "rows": rows,
+        "has_older": has_older,
+        "has_newer": has_newer,
+        "is_latest": is_latest,
+        "first_seq": page[0].seq if page else 0,
+        "last_seq": page[-1].seq if page else 0,
+        "form": form,
+        "form_error": form_error,
+        "reply_message": reply_message,
+        "posting_refusal": _posting_refusal(member),
+        "may_moderate": may_moderate,
+        "is_staff": selectors.member_is_staff(member),
+        "reactions_available": content.REACTIONS,
+        "time_zone": time_zone,
+        "mute_form": MuteForm() if may_moderate else None,
+        "channels_url": _channels_url(),
+        "now": timezone.now(),
+        # What chats.js copies for the names in messages it adds live.
+        "verified_sample": SimpleNamespace(display_name="", is_verified_educator=True),
+        "flagged_sample": SimpleNamespace(display_name="", is_verified_educator=False, is_name_flagged=True),
+    }
+
+
+def _send(request: HttpRequest, *, chat_id: int) -> HttpResponse:
+    """The send form: a message with an optional file. The hidden client_id
+    makes a repeated submit (a double click, a reload) one message."""
+    user = _user(request)
+    form = MessageForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return render(request, "chats/detail.html", _detail_context(request, chat_id=chat_id, form=form), status=400)
+    data = form.cleaned_data
+    upload = data.get("attachment")
+    try:
+        if upload is not None:
+            sent = _message_by_client_id(user=user, chat_id=chat_id, client_id=data["client_id"])
+            if sent is not None:
+                return HttpResponseRedirect(_message_url(chat_id=chat_id, seq=sent))
+            attachment = content.attachment_upload(user=user, chat_id=chat_id, upload=upload)
+            message, _created = content.message_send_with_attachments(
+                user=user,
+                chat_id=chat_id,
+                body=data["body"] or attachment.original_name,
+                attachment_ids=[attachment.pk],
+                client_id=data["client_id"],
+                reply_to_seq=data.get("reply_to"),
+            )
+        else:
+            message, _created = messages.message_send(
+                user=user,
+                chat_id=chat_id,
+                body=data["body"],
+                client_id=data["client_id"],
+                reply_to_seq=data.get("reply_to"),
+            )
+    except NotFound:
+        raise Http404() from None
+    except ApplicationError as error:
+        if error.code == "client_id_conflict":
+            # The same form sent again with another text: a new message.
+            form.data = form.data.copy()
+            form.data["client_id"] = client_id_new()
+        context = _detail_context(request, chat_id=chat_id, form=form, form_error=error.message)
+        response = render(request, "chats/detail.html", context, status=error.status_code)
+        if error.retry_after:
+            response["Retry-After"] = str(error.retry_after)
+        return response
+    if isinstance(message, ScheduledMessage):
+        local = timezone.localtime(message.deliver_at, zoneinfo.ZoneInfo(_time_zone(user=user)))
+        flash.info(
+            request,
+            _("The teacher takes messages during office hours. Your message will be delivered on %(when)s.")
+            % {"when": date_format(local, "j E, H:i")},
+        )
+        return redirect("chats:detail", chat_id=chat_id)
+    return HttpResponseRedirect(reverse("chats:detail", args=[chat_id]) + f"#m{message.seq}")
+
+
+def _message_by_client_id(*, user: User, chat_id: int, client_id: str) -> int | None:
+    """The seq of the person's message already sent with this client_id: a
+    form with a file sent twice must not upload the file twice."""
+    return (
+        Message.objects.filter(chat_id=chat_id, author=user, client_id=client_id).values_list("seq", flat=True).first()
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def chat_detail_view(request: HttpRequest, chat_id: int) -> HttpResponse:
+    user = _user(request)
+    member = _member_or_404(user=user, chat_id=chat_id)
+    if member.chat.kind == ChatKind.CHANNEL:
+        channel_url = _channel_detail_url(chat_id)
+        if channel_url is not None:
+            return redirect(channel_url)
+    if request.method == "POST":
+        return _send(request, chat_id=chat_id)
+    return render(request, "chats/detail.html", _detail_context(request, chat_id=chat_id))
+
+
+def _message_url(*, chat_id: int, seq: int) -> str:
+    """The chat's page showing message `seq`: the newest page when it is on
+    it, else the older page that ends with it."""
+    url = reverse("chats:detail", args=[chat_id])
+    newest, _has_older = selectors.message_history(chat_id=chat_id, limit=MESSAGES_PAGE_SIZE)
+    if newest and seq < newest[0].seq:
+        url += f"?before={seq + 1}"
+    return url + f"#m{seq}"
+
+
+def _action(request: HttpRequest, *, chat_id: int, seq: int, done: str, call: Any) -> HttpResponse:
+    """Run a POST action on a message and go back to it; a refusal is shown
+    at the top of the page."""
+    _member_or_404(user=_user(request), chat_id=chat_id)
+    try:
+        call()
+    except NotFound:
+        raise Http404() from None
+    except ApplicationError as error:
+        flash.error(request, error.message)
+    else:
+        if done:
+            flash.success(request, done)
+    return HttpResponseRedirect(_message_url(chat_id=chat_id, seq=seq))
+
+
+@login_required
+@require_POST
+def message_delete_view(request: HttpRequest, chat_id: int, seq: int) -> HttpResponse:
+    user = _user(request)
+    return _action(
+        request,
+        chat_id=chat_id,
+        seq=seq,
+        done=_("The message was deleted."),
+        call=lambda: moderation.message_delete(actor=user, chat_id=chat_id, seq=seq),
+    )
+
+
+@login_required
+@require_POST
+def message_pin_view(request: HttpRequest, chat_id: int, seq: int) -> HttpResponse:
+    user = _user(request)
+    if request.POST.get("action") == "unpin":
+        return _action(
+            request,
+            chat_id=chat_id,
+            seq=seq,
+            done=_("The message was unpinned."),
+            call=lambda: content.pin_remove(user=user, chat_id=chat_id, seq=seq),
+        )
+    return _action(
+        request,
+        chat_id=chat_id,
+        seq=seq,
+        done=_("The message was pinned."),
+        call=lambda: content.pin_add(user=user, chat_id=chat_id, seq=seq),
+    )
+
+
+@login_required
+@require_POST
+def message_react_view(request: HttpRequest, chat_id: int, seq: int) -> HttpResponse:
+    user = _user(request)
+    form = ReactionForm(request.POST)
+    emoji = form.cleaned_data["emoji"] if form.is_valid() else ""
+    return _action(
+        request,
+        chat_id=chat_id,
+        seq=seq,
+        done="",
+        call=lambda: content.reaction_toggle(user=user, chat_id=chat_id, seq=seq, emoji=emoji),
+    )
+
+
+@login_required
+@require_POST
+def poll_vote_view(request: HttpRequest, chat_id: int, seq: int, poll_id: int) -> HttpResponse:
+    user = _user(request)
+    option_ids = [int(value) for value in request.POST.getlist("option") if value.isdigit() and len(value) < 18]
+    return _action(
+        request,
+        chat_id=chat_id,
+        seq=seq,
+        done=_("Your vote was counted.") if option_ids else _("Your vote was withdrawn."),
+        call=lambda: content.poll_vote(user=user, chat_id=chat_id, poll_id=poll_id, option_ids=option_ids),
+    )
+
+
+@login_required
+@require_POST
+def poll_close_view(request: HttpRequest, chat_id: int, seq: int, poll_id: int) -> HttpResponse:
+    user = _user(request)
+    return _action(
+        request,
+        chat_id=chat_id,
+        seq=seq,
+        done=_("The poll was closed."),
+        call=lambda: content.poll_close(user=user, chat_id=chat_id, poll_id=poll_id),
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def message_edit_view(request: HttpRequest, chat_id: int, seq: int) -> HttpResponse:
+    user = _user(request)
+    member = _member_or_404(user=user, chat_id=chat_id)
+    try:
+        message = selectors.message_get(chat_id=chat_id, seq=seq)
+    except NotFound:
+        raise Http404() from None
+    error = ""
+    status = 200
+    if request.method == "POST":
+        form = EditForm(request.POST)
+        if form.is_valid():
+            try:
+                content.message_edit(user=user, chat_id=chat_id, seq=seq, body=form.cleaned_data["body"])
+            except NotFound:
+                raise Http404() from None
+            except ApplicationError as refusal:
+                error, status = refusal.message, refusal.status_code
+            else:
+                return HttpResponseRedirect(_message_url(chat_id=chat_id, seq=seq))
+        else:
+            status = 400
+    else:
+        form = EditForm(initial={"body": message.body})
+    return render(
+        request,
+        "chats/message_edit.html",
+        {"chat": member.chat, "message": message, "form": form, "form_error": error},
+        status=status,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def message_report_view(request: HttpRequest, chat_id: int, seq: int) -> HttpResponse:
+    user = _user(request)
+    member = _member_or_404(user=user, chat_id=chat_id)
+    try:
+        message = selectors.message_get(chat_id=chat_id, seq=seq)
+    except NotFound:
+        raise Http404() from None
+    error = ""
+    status = 200
+    form = ReportForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                moderation.message_report(user=user, chat_id=chat_id, seq=seq, reason=form.cleaned_data["reason"])
+            except NotFound:
+                raise Http404() from None
+            except ApplicationError as refusal:
+                error, status = refusal.message, refusal.status_code
+            else:
+                flash.success(request, _("Thank you. The chat's moderators will look at the message."))
+                return HttpResponseRedirect(_message_url(chat_id=chat_id, seq=seq))
+        else:
+            status = 400
+    return render(
+        request,
+        "chats/message_report.html",
+        {"chat": member.chat, "message": message, "form": form, "form_error": error},
+        status=status,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def poll_create_view(request: HttpRequest, chat_id: int) -> HttpResponse:
+    """A teacher's poll: a question and up to ten options, one per field."""
+    user = _user(request)
+    member = _member_or_404(user=user, chat_id=chat_id)
+    error = ""
+    status = 200
+    if request.method == "POST":
+        form = PollCreateForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                poll, _created = content.poll_create(
+                    user=user,
+                    chat_id=chat_id,
+                    question=data["question"],
+                    options=form.options_list(),
+                    allows_multiple=data["allows_multiple"],
+                    is_anonymous=data["is_anonymous"],
+                    client_id=data["client_id"],
+                )
+            except NotFound:
+                raise Http404() from None
+            except ApplicationError as refusal:
+                error, status = refusal.message, refusal.status_code
+            else:
+                return HttpResponseRedirect(reverse("chats:detail", args=[chat_id]) + f"#m{poll.message.seq}")
+        else:
+            status = 400
+    else:
+        form = PollCreateForm(initial={"client_id": client_id_new()})
+    return render(
+        request,
+        "chats/poll_create.html",
+        {"chat": member.chat, "form": form, "form_error": error},
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def member_mute_view(request: HttpRequest, chat_id: int) -> HttpResponse:
+    user = _user(request)
+    _member_or_404(user=user, chat_id=chat_id)
+    form = MuteForm(request.POST)
+    url = reverse("chats:detail", args=[chat_id]) + "#members"
+    if not form.is_valid():
+        flash.error(request, _("Choose whom to mute and for how long."))
+        return HttpResponseRedirect(url)
+    minutes = int(form.cleaned_data["minutes"])
+    try:
+        moderation.chat_member_mute(actor=user, chat_id=chat_id, user_id=form.cleaned_data["user_id"], minutes=minutes)
+    except NotFound:
+        raise Http404() from None
+    except ApplicationError as error:
+        flash.error(request, error.message)
+    else:
+        flash.success(request, _("The member was muted.") if minutes else _("The member may post again."))
+    return HttpResponseRedirect(url)
+
+
+@login_required
+@require_POST
+def announcement_mode_view(request: HttpRequest, chat_id: int) -> HttpResponse:
+    user = _user(request)
+    _member_or_404(user=user, chat_id=chat_id)
+    is_on = request.POST.get("is_on") == "1"
+    try:
+        moderation.chat_announcement_mode_set(actor=user, chat_id=chat_id, is_on=is_on)
+    except NotFound:
+        raise Http404() from None
+    except ApplicationError as error:
+        flash.error(request, error.message)
+    else:
+        flash.success(
+            request,
+            _("Announcement mode is on: only teachers post.") if is_on else _("Announcement mode is off."),
+        )
+    return redirect("chats:detail", chat_id=chat_id)

@@ -1,0 +1,298 @@
+/* Parta chats: live updates over one WebSocket (/ws/, docs/protocol.md) on
+   pages that work without JavaScript. The send form goes over the socket
+   with its client_id; if the socket is down or silent the form is posted as
+   usual, and the same client_id makes it the same message. A module: a
+   browser without modules simply gets the plain pages. */
+const $ = (id) => document.getElementById(id);
+const list = document.querySelector("[data-chats-list]");
+const log = $("messages");
+const data = log ? log.dataset : {};
+const chatId = +data.chat || 0;
+const isLive = data.live === "1";
+const me = +data.user || 0;
+const zone = data.timeZone || undefined;
+const lang = document.documentElement.lang || "ru";
+const form = $("send") instanceof HTMLFormElement ? $("send") : null;
+const pending = {};
+const typists = {};
+let lastSeq = +data.lastSeq || 0;
+let socket = null;
+let attempts = 0;
+let refs = 0;
+let typedAt = 0;
+let readTimer = 0;
+
+function connect() {
+  socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/");
+  socket.onopen = () => { attempts = 0; };
+  socket.onmessage = (event) => {
+    let frame;
+    try { frame = JSON.parse(event.data); } catch (error) { return; }
+    if (frame && handlers[frame.type]) handlers[frame.type](frame);
+  };
+  socket.onclose = (event) => {
+    socket = null;
+    Object.keys(pending).forEach(fallback);
+    if (event.code === 4001) return; // signed out
+    // 1 s doubling to 30 s, with jitter, so a restarted server is not met by everyone at once.
+    setTimeout(connect, Math.min(30000, 1000 * 2 ** attempts++) * (0.5 + Math.random() / 2));
+  };
+}
+
+function send(frame) {
+  if (!socket || socket.readyState !== 1) return false;
+  socket.send(JSON.stringify(frame));
+  return true;
+}
+
+function sync() {
+  if (isLive) send({ type: "sync", chats: { [chatId]: lastSeq } });
+}
+
+function settle(ref) {
+  const had = ref in pending;
+  clearTimeout(pending[ref]);
+  delete pending[ref];
+  return had;
+}
+
+function element(tag, name) {
+  const node = document.createElement(tag);
+  if (name) node.className = name;
+  return node;
+}
+
+const handlers = {
+  hello(frame) {
+    if (log) return sync(); // everything missed since the page was made, in order
+    for (const chat of frame.chats || []) {
+      const item = listItem(chat.chat);
+      const seen = item && +item.dataset.lastSeq;
+      if (item && chat.last_seq > seen) {
+        unread(item, chat.last_seq - seen, true);
+        item.dataset.lastSeq = chat.last_seq;
+      }
+    }
+  },
+  message(frame) { (list ? listMessage : onMessage)(frame.message || {}); },
+  "message.updated"(frame) {
+    const message = frame.message || {};
+    const item = ours(message.chat, message.seq);
+    if (item) fill(item, message);
+  },
+  "message.deleted"(frame) {
+    const item = ours(frame.chat, frame.seq);
+    if (item) fill(item, { is_deleted: true });
+  },
+  resync(frame) { if (frame.chat === chatId && isLive) location.reload(); }, // too much missed
+  ack(frame) {
+    if (!settle(frame.ref)) return;
+    formReset();
+    if (frame.status === "scheduled") note(text(data.tScheduled, when(frame.deliver_at, true)));
+    // The message itself comes as a "message" event; if that got lost, catch up.
+    else setTimeout(() => { if (lastSeq < frame.seq) sync(); }, 2000);
+  },
+  error(frame) {
+    if (!settle(frame.ref)) return;
+    busy(false);
+    note(frame.detail);
+  },
+  typing({ chat, user }) {
+    if (chat !== chatId || !user || user.id === me) return;
+    clearTimeout(typists[user.id] && typists[user.id].timer);
+    typists[user.id] = { name: user.display_name, timer: setTimeout(() => typing(user), 5000) };
+    typing();
+  },
+  "chat.read"(frame) {
+    const item = listItem(frame.chat);
+    if (item) unread(item, Math.max(0, item.dataset.lastSeq - frame.seq));
+  },
+};
+
+// --- The chat list ------------------------------------------------------------
+
+function listItem(id) { return list && list.querySelector(`[data-chat="${+id}"]`); }
+
+function unread(item, count, isAdded) {
+  const badge = item.querySelector("[data-unread]");
+  const number = badge && badge.querySelector("[data-count]");
+  if (!number) return;
+  count += isAdded ? +number.textContent : 0;
+  number.textContent = count;
+  badge.classList.toggle("is-empty", count <= 0);
+}
+
+function listMessage(message) {
+  const item = listItem(message.chat);
+  if (!item || message.seq <= +item.dataset.lastSeq) return;
+  item.dataset.lastSeq = message.seq;
+  if (!message.author || message.author.id !== me) unread(item, 1, true);
+  const preview = item.querySelector("[data-preview]");
+  const author = message.author ? message.author.display_name + ": " : "";
+  if (preview) preview.textContent = ` · ${author}${message.body.slice(0, 120)} · ${when(message.created_at)}`;
+  item.parentNode.prepend(item);
+}
+
+// --- One chat -----------------------------------------------------------------
+
+function ours(chat, seq) { return log && chat === chatId && $("m" + seq); }
+
+function onMessage(message) {
+  const seq = message.seq;
+  if (message.chat !== chatId || !isLive || seq <= lastSeq) return;
+  if (seq > lastSeq + 1) return sync(); // a gap: catch up in order
+  const item = $("message-template").content.firstElementChild.cloneNode(true);
+  item.id = "m" + seq;
+  item.dataset.seq = seq;
+  if (message.author && message.author.id === me) item.classList.add("own");
+  name(item.querySelector(".author"), message.author);
+  const time = item.querySelector("time");
+  time.dateTime = message.created_at;
+  time.textContent = when(message.created_at);
+  item.querySelector(".time").href = "#m" + seq;
+  item.querySelector(".reply-link").href = `?reply=${seq}#send`;
+  if (message.reply_to) {
+    const quote = item.querySelector(".quote");
+    const original = $("m" + message.reply_to);
+    const body = original && original.querySelector(".body");
+    quote.hidden = false;
+    quote.firstChild.href = "#m" + message.reply_to;
+    quote.firstChild.textContent = body ? body.textContent.slice(0, 100) : data.tReplyTo;
+  }
+  fill(item, message);
+  log.querySelector(".empty")?.remove();
+  log.append(item);
+  lastSeq = seq;
+  log.dataset.lastSeq = seq;
+  if (message.author) typing(message.author);
+  readSoon();
+}
+
+// A name as {% user_name %} draws it: the verified cap and the look-alike warning come from the page.
+function name(box, author) {
+  if (!author) {
+    box.textContent = "Парта";
+    return;
+  }
+  const kind = author.is_verified_educator ? "[data-verified]" : author.is_name_flagged ? "[data-flagged]" : "";
+  box.append(kind ? $("name-template").content.querySelector(kind).cloneNode(true) : element("span", "user-name"));
+  box.querySelector(".user-name").textContent = author.display_name;
+}
+
+function fill(item, message) {
+  const body = item.querySelector(".body");
+  const gone = message.is_deleted;
+  if (!body) return;
+  for (const part of ["files", gone && "foot", gone && "quote", gone && "poll"]) {
+    if (part) item.querySelector("." + part)?.remove();
+  }
+  body.textContent = gone ? data.tDeleted : "";
+  body.classList.toggle("deleted", !!gone);
+  if (gone) return;
+  message.body.split("\n").forEach((line, index) => {
+    if (index) body.append(element("br"));
+    body.append(line);
+  });
+  let edited = item.querySelector(".edited");
+  if (!edited && message.edited_at) {
+    edited = item.querySelector(".meta").appendChild(element("span", "edited"));
+    edited.textContent = data.tEdited;
+  }
+  if (edited) edited.hidden = !message.edited_at;
+  if (!(message.attachments || []).length) return;
+  const files = element("ul", "files");
+  for (const file of message.attachments) {
+    const link = files.appendChild(element("li")).appendChild(element("a"));
+    link.href = file.url;
+    if (file.thumbnail_url) {
+      const image = link.appendChild(element("img"));
+      image.src = file.thumbnail_url;
+      image.alt = file.name;
+    } else {
+      link.textContent = file.name;
+    }
+  }
+  body.after(files);
+}
+
+function when(iso, withDate) {
+  const options = { timeZone: zone, hour: "2-digit", minute: "2-digit" };
+  if (withDate) Object.assign(options, { day: "numeric", month: "long" });
+  return new Intl.DateTimeFormat(lang, options).format(new Date(iso));
+}
+
+function text(template, value) { return (template || "").replace(/%\(\w+\)s/, value); }
+
+function readSoon() { // what is shown is read, once someone looks at the page
+  clearTimeout(readTimer);
+  readTimer = setTimeout(() => {
+    const token = form && form.querySelector("[name=csrfmiddlewaretoken]");
+    if (document.visibilityState !== "visible" || !token) return;
+    fetch(`/api/v1/chats/${chatId}/read/`, {
+      method: "POST",
+      credentials: "same-origin",
+      body: JSON.stringify({ seq: lastSeq }),
+      headers: { "Content-Type": "application/json", "X-CSRFToken": token.value },
+    }).catch(() => {});
+  }, 1000);
+}
+
+function typing(stopped) {
+  if (stopped && typists[stopped.id]) {
+    clearTimeout(typists[stopped.id].timer);
+    delete typists[stopped.id];
+  }
+  const names = Object.values(typists).map((typist) => typist.name);
+  if ($("typing")) $("typing").textContent = names.length ? text(data.tTyping, names.join(", ")) : "";
+}
+
+// --- The send form ------------------------------------------------------------
+
+function field(fieldName) { return form.elements[fieldName]; }
+
+function note(message) {
+  let box = $("send-error");
+  if (!box) {
+    box = form.insertBefore(element("p", "error"), form.querySelector(".field"));
+    box.id = "send-error";
+    box.setAttribute("role", "alert");
+  }
+  box.textContent = message;
+}
+
+function busy(isBusy) { form.querySelector("button[type=submit]").disabled = isBusy; }
+
+function formReset() {
+  field("body").value = field("reply_to").value = "";
+  // A new id for the next message, as the server gives each form it draws.
+  field("client_id").value = crypto.randomUUID ? crypto.randomUUID().replace(/-/g, "") : `${Date.now()}${Math.random()}`;
+  $("replying")?.remove();
+  $("send-error")?.remove();
+  busy(false);
+  field("body").focus();
+}
+
+function fallback(ref) {
+  settle(ref);
+  form.submit(); // the plain POST, with the same client_id
+}
+
+if (form && log && isLive) {
+  form.addEventListener("submit", (event) => {
+    const file = field("attachment");
+    const body = field("body").value;
+    if ((file && file.files.length) || !body.trim() || !socket || socket.readyState !== 1) return;
+    event.preventDefault();
+    const ref = "s" + ++refs;
+    const frame = { type: "send", ref, chat: chatId, body, client_id: field("client_id").value };
+    if (field("reply_to").value) frame.reply_to = +field("reply_to").value;
+    busy(true);
+    pending[ref] = setTimeout(() => fallback(ref), 8000);
+    if (!send(frame)) fallback(ref);
+  });
+  field("body").addEventListener("input", () => {
+    if (Date.now() - typedAt > 3000 && send({ type: "typing", chat: chatId })) typedAt = Date.now();
+  });
+  document.addEventListener("visibilitychange", readSoon);
+}
+if (list || log) connect();
