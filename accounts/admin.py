@@ -59,7 +59,7 @@ class UserAdmin(admin.ModelAdmin):
         ("language", "time_zone"),
         ("is_verified_educator", "is_name_flagged"),
         ("is_safe_mode", "is_hidden_from_search"),
-        ("is_active", "blocked_at"),
+        ("is_active", "blocked_at", "deleted_at"),
         ("date_joined", "last_login"),
     ]
     superuser_fields = [("is_staff", "is_superuser")]
@@ -158,7 +158,8 @@ class UserAdmin(admin.ModelAdmin):
     @admin.action(description=gettext_lazy("Unblock the selected accounts"), permissions=["block"])
     def unblock(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         unblocked = 0
-        for user in self._blockable(request, queryset).filter(is_active=False):
+        # A deleted account stays inactive for good (user_unblock refuses it).
+        for user in self._blockable(request, queryset).filter(is_active=False, deleted_at__isnull=True):
             user_unblock(actor=_actor(request), user=user)
             unblocked += 1
         self.message_user(request, _("Accounts unblocked: %(count)d.") % {"count": unblocked}, messages.SUCCESS)

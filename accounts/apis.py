@@ -1,16 +1,17 @@
 """REST API of sign-in, sign-out and the current user (SPEC §2.1): the
 profile and its photo, the personal data export and deletion on request."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.contrib.auth import logout
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import MultiPartParser
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -282,12 +283,26 @@ class MePhotoApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class AlwaysJson(BaseContentNegotiation):
+    """JSON whatever the client accepts: a link on a page downloads the file
+    instead of answering 406 or showing the browsable API."""
+
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
 class MeExportApi(APIView):
     """Everything kept about the current user, as a JSON file (152-FZ)."""
 
     permission_classes = [IsAuthenticated]
-    # A download even from a browser's address bar, never the browsable API.
     renderer_classes = [JSONRenderer]
+    content_negotiation_class = AlwaysJson
 
     @extend_schema(
         operation_id="me_export",

@@ -28,6 +28,11 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.http11 import Request, Response
 
 
+def frame_text(frame: dict[str, Any]) -> str:
+    """The same encoding as the chat server's."""
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
 class BaselineServer:
     def __init__(self, redis_url: str, tokens: dict[str, dict[str, Any]]) -> None:
         self.tokens = tokens
@@ -66,13 +71,24 @@ class BaselineServer:
                 await self.pubsub.subscribe(channel)
             self.listeners[channel].add(socket)
         try:
-            await socket.send(json.dumps({"type": "hello", "user": account["user"], "chats": sorted(chats)}))
+            positions = await self.redis.mget([f"baseline.seq.{chat_id}" for chat_id in sorted(chats)])
+            hello = {
+                "type": "hello",
+                "user": {"id": account["user"]},
+                "chats": [
+                    {"chat": chat_id, "last_seq": int(position or 0)}
+                    for chat_id, position in zip(sorted(chats), positions, strict=True)
+                ],
+            }
+            await socket.send(frame_text(hello))
             async for raw in socket:
                 frame = json.loads(raw)
                 if frame.get("type") == "send" and frame.get("chat") in chats:
                     await self._send(socket, account["user"], frame)
                 elif frame.get("type") == "ping":
-                    await socket.send(json.dumps({"type": "pong"}))
+                    await socket.send(frame_text({"type": "pong", "ref": frame.get("ref")}))
+                else:
+                    await socket.send(frame_text({"type": "error", "ref": frame.get("ref"), "code": "unsupported"}))
         finally:
             for channel in channels:
                 self.listeners[channel].discard(socket)
@@ -88,8 +104,19 @@ class BaselineServer:
             "body": frame.get("body", ""),
             "created_at": datetime.datetime.now(datetime.UTC).isoformat(),
         }
-        await self.redis.publish(f"baseline.chat.{chat_id}", json.dumps({"type": "message", "message": message}))
-        await socket.send(json.dumps({"type": "ack", "client_id": frame.get("client_id"), "message": message}))
+        await self.redis.publish(f"baseline.chat.{chat_id}", frame_text({"type": "message", "message": message}))
+        await socket.send(
+            frame_text(
+                {
+                    "type": "ack",
+                    "ref": frame.get("ref"),
+                    "chat": chat_id,
+                    "seq": seq,
+                    "client_id": frame.get("client_id"),
+                    "status": "sent",
+                }
+            )
+        )
 
 
 async def main(port: int, redis_url: str, tokens_path: str) -> None:

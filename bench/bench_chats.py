@@ -45,9 +45,14 @@ CHATS = 20
 MEMBERS = 30
 SECONDS = int(os.environ.get("BENCH_CHATS_SECONDS", "60"))
 THROUGHPUT_SECONDS = float(os.environ.get("BENCH_CHATS_THROUGHPUT_SECONDS", "15"))
-THROUGHPUT_WINDOW = 4  # messages in flight per chat (not yet seen back by their sender)
+THROUGHPUT_WINDOW = 8  # messages in flight per chat (not yet seen back by their sender)
 IDLE = int(os.environ.get("BENCH_CHATS_IDLE", "2000"))
 BODY = "Завтра контрольная по алгебре, повторите параграфы 12–14 и возьмите калькуляторы. Спасибо!"
+
+
+def chats_environment(services: Services, **extra: str) -> dict[str, str]:
+    """The environment of the chat servers and the seeding process."""
+    return {**services.environment, "DJANGO_SETTINGS_MODULE": "bench.chats_settings", **extra}
 
 
 def world_seed(services: Services, chat_count: int) -> list[dict[str, Any]]:
@@ -57,7 +62,7 @@ def world_seed(services: Services, chat_count: int) -> list[dict[str, Any]]:
     subprocess.run(
         [sys.executable, "-m", "bench.chats_seed", str(out), str(chat_count), str(MEMBERS)],
         cwd=ROOT,
-        env=services.environment,
+        env=chats_environment(services),
         check=True,
     )
     world = json.loads(out.read_text())
@@ -132,30 +137,29 @@ async def sleep_until(moment: float) -> None:
 
 async def fanout_and_throughput(url: str, world: list[dict[str, Any]], pid: int, tag: str) -> dict[str, Any]:
     """Both loads on one set of sockets: first 1 message/s per chat (latency,
-    lost, duplicated, order), then as fast as the server delivers."""
+    lost, duplicated, order), then as fast as the server delivers. A chat's
+    messages are sent by its members in turn, as in a class."""
     delivery = Delivery()
     clients: list[Client] = []
-    senders: dict[int, Client] = {}
+    members_of: dict[int, list[Client]] = {}
     for chat in world[:CHATS]:
-        members = chat["members"][:MEMBERS]
-        for member in members:
-            client = Client(delivery, Account(member["user"], member["token"], (chat["id"],)), url)
-            clients.append(client)
-            if member["is_sender"]:
-                senders[chat["id"]] = client
+        members = members_of[chat["id"]] = [
+            Client(delivery, Account(member["user"], member["token"], (chat["id"],)), url)
+            for member in chat["members"][:MEMBERS]
+        ]
+        clients.extend(members)
         delivery.receivers[chat["id"]] = len(members)
     connect_seconds = await connect_all(clients)
-    await asyncio.sleep(1.0)  # let the last subscriptions settle
     # Warm-up: a few messages per chat, not counted.
     for number in range(3):
-        for chat_id, sender in senders.items():
-            await sender.send(chat_id, f"{tag}-w-{chat_id}-{number}", BODY)
+        for chat_id, members in members_of.items():
+            await members[number].send(chat_id, f"{tag}-w-{chat_id}-{number}", BODY)
         await asyncio.sleep(0.3)
     await asyncio.sleep(2.0)
-    warm = Delivery()
-    warm.receivers = delivery.receivers
+    run = Delivery()
+    run.receivers = delivery.receivers
     for client in clients:
-        client.delivery = warm
+        client.delivery = run
         client.last_seq.clear()
         client.seen.clear()
 
@@ -163,66 +167,77 @@ async def fanout_and_throughput(url: str, world: list[dict[str, Any]], pid: int,
     started = time.perf_counter() + 0.5
     client_ids: list[str] = []
 
-    async def chat_sender(index: int, chat_id: int, sender: Client) -> None:
+    async def chat_sender(index: int, chat_id: int, members: list[Client]) -> None:
         for second in range(SECONDS):
-            await sleep_until(started + second + index / len(senders))
+            await sleep_until(started + second + index / len(members_of))
             client_id = f"{tag}-f-{chat_id}-{second}"
             client_ids.append(client_id)
-            await sender.send(chat_id, client_id, BODY)
+            await members[second % len(members)].send(chat_id, client_id, BODY)
 
-    await asyncio.gather(*(chat_sender(index, chat_id, sender) for index, (chat_id, sender) in enumerate(senders.items())))
-    expected = sum(warm.receivers[warm.chat_of[client_id]] for client_id in client_ids)
+    await asyncio.gather(
+        *(chat_sender(index, chat_id, members) for index, (chat_id, members) in enumerate(members_of.items()))
+    )
+    expected = sum(run.receivers[run.chat_of[client_id]] for client_id in client_ids)
     deadline = time.perf_counter() + 15
-    while time.perf_counter() < deadline and warm.lost(client_ids) > 0:
+    while time.perf_counter() < deadline and run.lost(client_ids) > 0:
         await asyncio.sleep(0.2)
     fanout = {
         "connect_seconds": connect_seconds,
         "messages": len(client_ids),
-        "acked": sum(1 for client_id in client_ids if client_id in warm.acked),
+        "acked": sum(1 for client_id in client_ids if client_id in run.acked),
         "expected": expected,
-        "lost": warm.lost(client_ids),
-        "duplicates": warm.duplicates,
-        "out_of_order": warm.out_of_order,
-        "latencies": list(warm.latencies),
+        "lost": run.lost(client_ids),
+        "duplicates": run.duplicates,
+        "out_of_order": run.out_of_order,
+        "latencies": list(run.latencies),
         "closed": sum(1 for client in clients if client.closed_early or not client.is_open),
-        "errors": warm.errors[:3],
+        "errors": run.errors[:3],
     }
 
-    # Throughput: each chat keeps THROUGHPUT_WINDOW messages in flight.
+    # Throughput: each chat keeps THROUGHPUT_WINDOW messages on their way
+    # (sent, not yet received by every member).
     running = True
-    echo_base = {chat_id: sender.own_echo for chat_id, sender in senders.items()}
+    for chat_id in members_of:
+        run.progress[chat_id] = asyncio.Event()
 
-    async def pump(chat_id: int, sender: Client) -> None:
+    async def pump(chat_id: int, members: list[Client]) -> None:
         sent = 0
+        done = run.completed.get(chat_id, 0)
+        progress = run.progress[chat_id]
         while running:
-            while running and sent - (sender.own_echo - echo_base[chat_id]) >= THROUGHPUT_WINDOW:
-                sender.echo_event.clear()
+            while running and sent - (run.completed.get(chat_id, 0) - done) >= THROUGHPUT_WINDOW:
+                progress.clear()
                 try:
-                    await asyncio.wait_for(sender.echo_event.wait(), 5)
+                    await asyncio.wait_for(progress.wait(), 5)
                 except TimeoutError:
-                    pass
+                    done -= 1  # a delivery went missing: do not stall on it
             if running:
-                await sender.send(chat_id, f"{tag}-t-{chat_id}-{sent}", BODY)
+                await members[sent % len(members)].send(chat_id, f"{tag}-t-{chat_id}-{sent}", BODY)
                 sent += 1
 
-    pumps = [asyncio.create_task(pump(chat_id, sender)) for chat_id, sender in senders.items()]
+    pumps = [asyncio.create_task(pump(chat_id, members)) for chat_id, members in members_of.items()]
     await asyncio.sleep(2.0)  # reach the steady state
-    deliveries, server_cpu, client_cpu = warm.deliveries, cpu_seconds(pid), time.process_time()
+    deliveries, server_cpu, client_cpu = run.deliveries, cpu_seconds(pid), time.process_time()
     measured = time.perf_counter()
     await asyncio.sleep(THROUGHPUT_SECONDS)
     elapsed = time.perf_counter() - measured
-    rate = (warm.deliveries - deliveries) / elapsed
+    rate = (run.deliveries - deliveries) / elapsed
     server_busy = (cpu_seconds(pid) - server_cpu) / elapsed
     client_busy = (time.process_time() - client_cpu) / elapsed
     running = False
-    for sender in senders.values():
-        sender.echo_event.set()
+    for event in run.progress.values():
+        event.set()
     await asyncio.gather(*pumps)
     await asyncio.sleep(1.0)
     await close_all(clients)
     return {
         "fanout": fanout,
-        "throughput": {"rate": rate, "server_cpu": server_busy, "client_cpu": client_busy},
+        "throughput": {
+            "rate": rate,
+            "server_cpu": server_busy,
+            "client_cpu": client_busy,
+            "errors": run.errors[:3],
+        },
     }
 
 
@@ -277,7 +292,7 @@ def run() -> list[Result]:
             flush=True,
         )
 
-        daphne = Daphne(services.environment, free_port())
+        daphne = Daphne(chats_environment(services), free_port())
         try:
             ours = asyncio.run(fanout_and_throughput(daphne.url, world, daphne.process.pid, tag + "d"))
         finally:
@@ -298,7 +313,7 @@ def run() -> list[Result]:
                 flush=True,
             )
 
-        daphne = Daphne(services.environment, free_port())
+        daphne = Daphne(chats_environment(services), free_port())
         try:
             ours_idle = asyncio.run(idle_memory(daphne.url, accounts, daphne.process.pid))
         finally:

@@ -534,22 +534,29 @@ class OfficeHoursSerializer(serializers.Serializer):
     time_zone = serializers.CharField(required=False, max_length=64)
 
 
-def office_hours_data(hours: Any) -> dict[str, Any] | None:
+@extend_schema_serializer(component_name="MyOfficeHours")
+class MyOfficeHoursSerializer(serializers.Serializer):
+    office_hours = OfficeHoursSerializer(allow_null=True, help_text="null: no office hours.")
+
+
+def office_hours_data(hours: Any) -> dict[str, Any]:
     if hours is None:
-        return None
+        return {"office_hours": None}
     return {
-        "starts_at": hours.starts_at.strftime("%H:%M"),
-        "ends_at": hours.ends_at.strftime("%H:%M"),
-        "weekdays": [int(day) for day in hours.weekdays],
-        "time_zone": hours.time_zone,
+        "office_hours": {
+            "starts_at": hours.starts_at.strftime("%H:%M"),
+            "ends_at": hours.ends_at.strftime("%H:%M"),
+            "weekdays": [int(day) for day in hours.weekdays],
+            "time_zone": hours.time_zone,
+        }
     }
 
 
 class OfficeHoursApi(SignedInApi):
     @extend_schema(
         operation_id="me_office_hours_retrieve",
-        summary="The user's office hours (null: none)",
-        responses={200: OfficeHoursSerializer(allow_null=True), 401: NOT_AUTHENTICATED},
+        summary="The user's office hours",
+        responses={200: MyOfficeHoursSerializer, 401: NOT_AUTHENTICATED},
     )
     def get(self, request: Request) -> Response:
         return Response(office_hours_data(selectors.office_hours_get(user=user_of(request))))
@@ -561,7 +568,7 @@ class OfficeHoursApi(SignedInApi):
             "Direct messages from parents and students written outside them are held and delivered at the next opening."
         ),
         request=OfficeHoursSerializer,
-        responses={200: OfficeHoursSerializer, 400: BAD_REQUEST, 401: NOT_AUTHENTICATED, 403: FORBIDDEN},
+        responses={200: MyOfficeHoursSerializer, 400: BAD_REQUEST, 401: NOT_AUTHENTICATED, 403: FORBIDDEN},
     )
     def put(self, request: Request) -> Response:
         serializer = OfficeHoursSerializer(data=request.data)

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -22,6 +22,7 @@ from django.core.cache import cache
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from accounts.authentication import token_key_hash
 from accounts.events import user_group_name
 from accounts.models import User
 from chats import events, selectors
@@ -30,8 +31,8 @@ from chats.services import channels as channel_services
 from chats.services import chats as chat_services
 from chats.services import content, moderation
 from chats.services.messages import message_send_rate_check, posting_check
-from chats.ws_server import FRAME_MAX_BYTES
 from chats.ws_auth import AUTH_SESSION, AUTH_TOKEN, scope_header, user_by_token
+from chats.ws_server import FRAME_MAX_BYTES
 from common.errors import ApplicationError, NotFound
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def frame_parse(text: str) -> dict[str, Any] | None:
 clock = time.monotonic
 
 
-def is_id(value: Any) -> bool:
+def is_id(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
 
 
@@ -280,7 +281,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
             self.token = self.scope.get("auth_token")
-            await self._start(user, self.scope.get("auth_method") or AUTH_SESSION)
+            with translation.override(self.language):
+                await self._start(user, self.scope.get("auth_method") or AUTH_SESSION)
         else:
             self.auth_timer = asyncio.ensure_future(self._auth_deadline())
 
@@ -383,14 +385,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 return
             await self._error(None, "invalid_frame", _("A frame must be a JSON object of at most 20 levels."))
             return
+        if self.user is None:
+            await self._authenticate(frame)
+            return
         ref = frame.get("ref")
         if ref is not None and not ((isinstance(ref, str) and len(ref) <= REF_MAX_LENGTH) or (is_id(ref) or ref == 0)):
             await self._error(None, "invalid_frame", _("ref must be a short string or a number."))
             return
         kind = frame.get("type")
-        if self.user is None:
-            await self._authenticate(frame)
-            return
         handler = self.handlers.get(kind) if isinstance(kind, str) else None
         if handler is None:
             await self._error(ref, "unknown_type", _("Unknown frame type."))
@@ -448,7 +450,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise _field_invalid("chats")
         wanted: dict[int, int] = {}
         for key, value in chats.items():
-            chat_id = int(key) if isinstance(key, str) and key.isdigit() and len(key) < 19 else 0
+            chat_id = int(key) if isinstance(key, str) and key.isascii() and key.isdigit() and len(key) < 19 else 0
             if not is_id(chat_id) or not (is_id(value) or value == 0):
                 raise _field_invalid("chats")
             wanted[chat_id] = value
@@ -597,3 +599,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def session_revoked(self, event: dict[str, Any]) -> None:
         """Logout everywhere or a blocked account (accounts.services)."""
         await self._close(CLOSE_UNAUTHENTICATED)
+
+    async def token_revoked(self, event: dict[str, Any]) -> None:
+        """One device signed out: {"type": "token.revoked", "key_hash"} to
+        the person's group closes the sockets opened with that token."""
+        if self.token and event.get("key_hash") == token_key_hash(self.token):
+            await self._close(CLOSE_UNAUTHENTICATED)

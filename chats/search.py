@@ -59,6 +59,16 @@ def words_filter(*, field: str, text: str) -> Q:
     return condition
 
 
+def full_text_filter(messages: QuerySet[Message], *, text: str) -> QuerySet[Message]:
+    """PostgreSQL: the messages whose text matches `text` (web-search
+    syntax), with their `rank`. The expression is the GIN index's."""
+    vector = SearchVector("body", config=SEARCH_CONFIG)
+    search_query = SearchQuery(text, config=SEARCH_CONFIG, search_type="websearch")
+    return (
+        messages.annotate(document=vector).filter(document=search_query).annotate(rank=SearchRank(vector, search_query))
+    )
+
+
 def message_search(*, user: User, query: object, chat_id: int | None = None) -> QuerySet[Message]:
     """Messages matching `query` in the chats the person is an active member
     of (or in one of them), never deleted ones; best match first on
@@ -77,14 +87,7 @@ def message_search(*, user: User, query: object, chat_id: int | None = None) -> 
             chat_id__in=ChatMember.objects.active().filter(user=user, chat__is_archived=False).values("chat_id")
         )
     if connection.vendor == "postgresql":
-        vector = SearchVector("body", config=SEARCH_CONFIG)
-        search_query = SearchQuery(text, config=SEARCH_CONFIG, search_type="websearch")
-        return (
-            found.annotate(document=vector)
-            .filter(document=search_query)
-            .annotate(rank=SearchRank(vector, search_query))
-            .order_by("-rank", "-created_at", "-id")
-        )
+        return full_text_filter(found, text=text).order_by("-rank", "-created_at", "-id")
     return (
         found.filter(words_filter(field="body", text=text))
         .annotate(rank=Value(0.0, output_field=FloatField()))

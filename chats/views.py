@@ -8,8 +8,8 @@ is shown next to the form that caused it."""
 
 import datetime
 import zoneinfo
-from types import SimpleNamespace
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, cast
 
 from django.conf import settings
@@ -298,34 +298,31 @@ def _send(request: HttpRequest, *, chat_id: int) -> HttpResponse:
     data = form.cleaned_data
     upload = data.get("attachment")
     try:
+        attachment = None
         if upload is not None:
             sent = _message_by_client_id(user=user, chat_id=chat_id, client_id=data["client_id"])
             if sent is not None:
                 return HttpResponseRedirect(_message_url(chat_id=chat_id, seq=sent))
+        messages.message_send_rate_check(user=user)
+        if upload is not None:
             attachment = content.attachment_upload(user=user, chat_id=chat_id, upload=upload)
-            message, _created = content.message_send_with_attachments(
-                user=user,
-                chat_id=chat_id,
-                body=data["body"] or attachment.original_name,
-                attachment_ids=[attachment.pk],
-                client_id=data["client_id"],
-                reply_to_seq=data.get("reply_to"),
-            )
-        else:
-            message, _created = messages.message_send(
-                user=user,
-                chat_id=chat_id,
-                body=data["body"],
-                client_id=data["client_id"],
-                reply_to_seq=data.get("reply_to"),
-            )
+        message, _created = content.message_send_with_attachments(
+            user=user,
+            chat_id=chat_id,
+            # A file alone is sent under its name.
+            body=data["body"] or (attachment.original_name if attachment is not None else ""),
+            attachment_ids=[attachment.pk] if attachment is not None else [],
+            client_id=data["client_id"],
+            reply_to_seq=data.get("reply_to"),
+        )
     except NotFound:
         raise Http404() from None
     except ApplicationError as error:
         if error.code == "client_id_conflict":
             # The same form sent again with another text: a new message.
-            form.data = form.data.copy()
-            form.data["client_id"] = client_id_new()
+            fresh = request.POST.copy()
+            fresh["client_id"] = client_id_new()
+            form = MessageForm(fresh)
         context = _detail_context(request, chat_id=chat_id, form=form, form_error=error.message)
         response = render(request, "chats/detail.html", context, status=error.status_code)
         if error.retry_after:

@@ -27,6 +27,7 @@ from chats.forms import client_id_new
 from chats.models import MESSAGE_MAX_LENGTH, Chat, ScheduledMessage
 from chats.services import channels
 from chats.services import chats as chat_services
+from chats.services.messages import message_send_rate_check
 from common.errors import ApplicationError, NotFound
 from organisations.models import Membership, Organisation, Role
 
@@ -38,7 +39,15 @@ STATISTICS_PAGE_SIZE = 50
 # --- Forms -------------------------------------------------------------------------------
 
 
-class ChannelCreateForm(forms.Form):
+class PlainForm(forms.Form):
+    """Labels without a trailing colon (a checkbox's label follows the box)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class ChannelCreateForm(PlainForm):
     organisation = forms.ModelChoiceField(queryset=Organisation.objects.none(), label=gettext_lazy("Organisation"))
     title = forms.CharField(label=gettext_lazy("Title"), max_length=channels.CHANNEL_TITLE_MAX_LENGTH)
     description = forms.CharField(
@@ -59,7 +68,7 @@ class ChannelCreateForm(forms.Form):
         field.queryset = organisations
 
 
-class ChannelPostForm(forms.Form):
+class ChannelPostForm(PlainForm):
     body = forms.CharField(
         label=gettext_lazy("Post"),
         max_length=MESSAGE_MAX_LENGTH,
@@ -78,7 +87,7 @@ class ChannelPostForm(forms.Form):
     )
 
 
-class PrivateReplyForm(forms.Form):
+class PrivateReplyForm(PlainForm):
     body = forms.CharField(
         label=gettext_lazy("Private reply to the author"),
         max_length=MESSAGE_MAX_LENGTH,
@@ -244,6 +253,7 @@ def channel_detail_view(request: HttpRequest, chat_id: int) -> HttpResponse:
     form = ChannelPostForm(request.POST)
     if form.is_valid():
         try:
+            message_send_rate_check(user=user)
             message, _created = channels.channel_post(
                 user=user,
                 chat_id=chat_id,
@@ -313,6 +323,7 @@ def channel_reply_view(request: HttpRequest, chat_id: int, seq: int) -> HttpResp
         flash.error(request, _("Write a reply."))
         return redirect(_detail_url(chat_id, anchor=f"p{seq}"))
     try:
+        message_send_rate_check(user=_user(request))
         reply = channels.private_reply_send(
             user=_user(request),
             chat_id=chat_id,

@@ -48,6 +48,7 @@ def test_the_code_gives_a_token_that_works_on_me(client, sms_outbox):
         "last_name": "",
         "middle_name": "",
         "display_name": "Пользователь " + str(user.pk),
+        "photo_url": None,
         "language": "ru",
         "time_zone": "",
         "is_verified_educator": False,

@@ -94,7 +94,8 @@ def test_deleting_with_the_code_from_the_sms(sms_outbox, django_capture_on_commi
 def test_after_deletion_the_number_signs_up_as_a_new_account(sms_outbox):
     phone = "+79001112244"
     user, _key = make_token(user=make_user(phone=phone, first_name="Анна"))
-    make_login_code(phone=phone, code="654321")
+    # Sent two minutes ago: past the resend pause for the new sign-up.
+    make_login_code(phone=phone, code="654321", age=timedelta(minutes=2))
     account_delete(user=user, code="654321")
 
     body = sign_in(APIClient(), sms_outbox, phone)
@@ -281,3 +282,19 @@ def test_the_profile_page_shows_a_wrong_code_next_to_the_field():
     assert "Неверный код. Осталось попыток: 4." in response.content.decode()
     assert account_state(user) == before
     assert browser.get("/profile/").status_code == 200
+
+
+def test_the_admins_unblock_action_skips_a_deleted_account():
+    superuser = make_user(is_staff=True, is_superuser=True)
+    user = make_user()
+    make_login_code(phone=str(user.phone), code="123456")
+    account_delete(user=user, code="123456")
+    browser = Client()
+    browser.force_login(superuser)
+
+    response = browser.post("/admin/accounts/user/", {"action": "unblock", "_selected_action": [user.pk]})
+
+    assert response.status_code == 302
+    assert User.objects.get(pk=user.pk).is_active is False
+    assert AuditEvent.objects.filter(action="user_unblock").count() == 0
+    assert browser.get(f"/admin/accounts/user/{user.pk}/change/").status_code == 200

@@ -173,7 +173,8 @@ def channel_list(*, user: User, organisation_id: int | None = None, subscribed: 
     if organisation_id is not None:
         channels = channels.filter(organisation_id=organisation_id)
     if subscribed is not None:
-        channels = channels.filter(is_subscribed=subscribed)
+        mine = Exists(ChatMember.objects.active().filter(chat=OuterRef("pk"), user=user))
+        channels = channels.filter(mine if subscribed else ~mine)
     return channels.order_by("-is_subscribed", "-updated_at", "-id")
 
 
@@ -624,7 +625,7 @@ def channel_editor_add(*, actor: User, chat_id: int, user_id: Any) -> tuple[Chat
             code="not_channel_manager",
         )
     editor = None
-    if isinstance(user_id, int) and not isinstance(user_id, bool):
+    if isinstance(user_id, int) and not isinstance(user_id, bool) and chat.organisation_id is not None:
         editor = (
             User.objects.filter(
                 pk=user_id,

@@ -47,8 +47,8 @@ class EventRecorder:
         return [event["type"] for event in self.events]
 
 
-@pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch) -> EventRecorder:
+def events_recorded(monkeypatch: pytest.MonkeyPatch) -> EventRecorder:
+    """Put an EventRecorder in place of the channel layer (for a fixture)."""
     recorder = EventRecorder()
     monkeypatch.setattr(events, "get_channel_layer", lambda: recorder)
     return recorder

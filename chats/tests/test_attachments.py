@@ -17,11 +17,16 @@ from accounts.services import api_token_create
 from chats import files
 from chats.models import Attachment, ChatMember, Message, ScheduledMessage
 from chats.services import content
-from chats.tests.content_helpers import image_bytes, make_chat, published  # noqa: F401  (fixture)
+from chats.tests.content_helpers import events_recorded, image_bytes, make_chat
 from common.errors import ApplicationError, NotFound, PermissionDenied
 from organisations.tests.factories import make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("chats.tests.content_urls")]
+
+
+@pytest.fixture
+def published(monkeypatch):
+    return events_recorded(monkeypatch)
 
 
 @pytest.fixture(autouse=True)
@@ -336,7 +341,7 @@ def test_sending_binds_uploads_in_the_same_transaction(people, published, django
 
 @pytest.mark.parametrize("case", ["someone_elses", "other_chat", "already_sent", "missing", "not_a_list"])
 def test_sending_with_a_wrong_attachment_stores_no_message(people, published, django_capture_on_commit_callbacks, case):
-    chat, teacher, student, other = people
+    chat, _teacher, student, other = people
     other_chat = make_chat(members=(student,))
     mine = content.attachment_upload(user=student, chat_id=chat.pk, upload=upload(b"notes", "a.txt"))
     ids: object = [mine.pk]

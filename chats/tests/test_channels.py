@@ -662,3 +662,34 @@ def test_non_channels_are_not_channels():
         channels.channel_get(user=parent, chat_id=reply.chat.pk)
     with pytest.raises(NotFound):
         channels.channel_post(user=parent, chat_id=reply.chat.pk, body="Текст")
+
+
+# --- Demo ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_demo_channels_are_seeded_once():
+    from chats.demo_channels import seed_channels
+    from organisations.demo import seed_demo_data
+
+    data = seed_demo_data()
+    seed_channels(data)
+    counts = (Chat.objects.filter(kind=ChatKind.CHANNEL).count(), Message.objects.count(), ChatMember.objects.count())
+    seed_channels(data)
+
+    assert (
+        Chat.objects.filter(kind=ChatKind.CHANNEL).count(),
+        Message.objects.count(),
+        ChatMember.objects.count(),
+    ) == counts
+    ministry = data["channel_ministry"]
+    school = data["channel_school"]
+    assert (ministry.title, ministry.is_verified, school.is_verified) == ("Минпросвещения России", True, True)
+    assert data["student"].pk in active_members(ministry)
+    assert data["parent"].pk in active_members(school)
+    posts = Message.objects.filter(chat=school).order_by("seq")
+    assert [(post.requires_acknowledgement, post.escalate_at is not None) for post in posts] == [
+        (True, True),
+        (False, False),
+    ]
+    assert "Разговоры о важном" in Message.objects.get(chat=ministry).body

@@ -359,4 +359,3 @@ def test_the_read_position_only_moves_forward_and_not_past_the_last_message(publ
         (world.parent.pk, {"type": "chat.read", "chat": chat.pk, "seq": 4}),
         (world.parent.pk, {"type": "chat.read", "chat": chat.pk, "seq": 10}),
     ]
-

@@ -15,12 +15,12 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.services import api_token_create, session_logout_everywhere, user_block
-from organisations.tests.factories import make_user
 from chats import consumers, events
 from chats.models import Chat, ChatKind, ChatMember, MemberRole, Message, Notification
 from chats.routing import websocket_urlpatterns
 from chats.services.messages import message_send
 from chats.ws_auth import websocket_stack
+from organisations.tests.factories import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -694,7 +694,7 @@ async def test_a_chat_event_is_forwarded_exactly_as_published():
     anna = await database_sync_to_async(make_user)()
     chat = await database_sync_to_async(make_chat)(anna)
     socket, _hello = await signed_in(anna)
-    text = '{"type":"message.deleted","chat":%d,"seq":1}' % chat.pk
+    text = '{"type":"message.deleted","chat":' + str(chat.pk) + ',"seq":1}'
 
     from channels.layers import get_channel_layer
 
@@ -872,3 +872,139 @@ async def test_the_send_budget_is_shared_with_rest_and_a_refusal_stores_nothing(
     assert 1 <= refused[0]["retry_after"] <= 60
     assert await database_sync_to_async(Message.objects.count)() == 2
     await socket.close()
+
+
+# --- Permission matrix of the socket's actions (SPEC §10) --------------------------------------------------------
+
+# The class chats of 7Б at school A (tests/test_permission_matrix.World): the
+# students' chat has the class's teacher (moderator) and students, the
+# parents' chat the teacher and parents. Message 1 is the teacher's, message 2
+# the student's (students' chat) or the parent's (parents' chat). "ok" is
+# success (ack, synced, or silence for typing); otherwise the error code, or
+# 4001 for a socket that never signs in.
+SOCKET_ACTIONS = {
+    "sync": {"type": "sync", "chats": {"CHAT": 0}},
+    "send": {"type": "send", "chat": "CHAT", "client_id": "matrix", "body": "Проверка"},
+    "read": {"type": "read", "chat": "CHAT", "seq": 1},
+    "typing": {"type": "typing", "chat": "CHAT"},
+    "react": {"type": "react", "chat": "CHAT", "seq": 1, "emoji": "👍"},
+    "edit": {"type": "edit", "chat": "CHAT", "seq": 1, "body": "Исправлено"},
+    "delete": {"type": "delete", "chat": "CHAT", "seq": 2},
+}
+MEMBER_ACTIONS = dict.fromkeys(SOCKET_ACTIONS, "ok")
+OUTSIDER = dict.fromkeys(SOCKET_ACTIONS, "not_found")
+SOCKET_MATRIX = {
+    "students": {
+        "anonymous": dict.fromkeys(SOCKET_ACTIONS, 4001),
+        "stranger": OUTSIDER,
+        "student": {**MEMBER_ACTIONS, "edit": "not_author"},
+        "parent": OUTSIDER,
+        "teacher": MEMBER_ACTIONS,
+        "administrator": OUTSIDER,
+        "official": OUTSIDER,
+        "other_admin": OUTSIDER,
+    },
+    "parents": {
+        "anonymous": dict.fromkeys(SOCKET_ACTIONS, 4001),
+        "stranger": OUTSIDER,
+        "student": OUTSIDER,
+        "parent": {**MEMBER_ACTIONS, "edit": "not_author"},
+        "teacher": MEMBER_ACTIONS,
+        "administrator": OUTSIDER,
+        "official": OUTSIDER,
+        "other_admin": OUTSIDER,
+    },
+}
+
+
+def socket_world(audience: str) -> tuple[Any, Chat]:
+    from chats.services.sync import chats_sync
+    from tests.test_permission_matrix import World
+
+    world = World()
+    chats_sync(organisation_ids=[world.school.pk, world.other_school.pk])
+    kind = ChatKind.CLASS_STUDENTS if audience == "students" else ChatKind.CLASS_PARENTS
+    chat = Chat.objects.get(kind=kind, study_group=world.group)
+    message_send(user=world.users["teacher"], chat_id=chat.pk, body="Задание на завтра")
+    author = world.users["student" if audience == "students" else "parent"]
+    message_send(user=author, chat_id=chat.pk, body="Спасибо")
+    return world, chat
+
+
+def frame_for(action: str, chat: Chat) -> str:
+    text = json.dumps(SOCKET_ACTIONS[action])
+    return text.replace('"CHAT":', f'"{chat.pk}":').replace('"CHAT"', str(chat.pk))
+
+
+async def socket_outcome(socket: Socket, action: str) -> Any:
+    while True:
+        if action == "typing" and await socket.nothing():
+            return "ok"
+        answer = await socket.receive()
+        if answer["type"] in ("ack", "synced"):
+            return "ok"
+        if answer["type"] == "error":
+            return answer["code"]
+        # message frames of a catch-up or a live event: not the answer yet
+
+
+CHATS_AND_ROLES = [(audience, role) for audience in SOCKET_MATRIX for role in SOCKET_MATRIX[audience]]
+
+
+@pytest.mark.parametrize(("audience", "role"), CHATS_AND_ROLES, ids=[f"{a} chat as {r}" for a, r in CHATS_AND_ROLES])
+async def test_socket_permission_matrix(audience, role):
+    world, chat = await database_sync_to_async(socket_world)(audience)
+    outcomes: dict[str, Any] = {}
+    if role == "anonymous":
+        for action in SOCKET_ACTIONS:
+            socket = Socket([ORIGIN, ENGLISH])
+            assert await socket.open()
+            await socket.communicator.send_to(text_data=frame_for(action, chat))
+            outcomes[action] = await socket.receive_close()
+    else:
+        socket, _hello = await signed_in(world.users[role])
+        for action in SOCKET_ACTIONS:
+            await socket.communicator.send_to(text_data=frame_for(action, chat))
+            outcomes[action] = await socket_outcome(socket, action)
+        await socket.close()
+
+    assert outcomes == SOCKET_MATRIX[audience][role]
+    if role not in ("student", "parent", "teacher"):
+        # Nothing stored or leaked by the refusals: only the two set-up messages.
+        messages = await database_sync_to_async(lambda: list(Message.objects.values_list("chat_id", "seq", "body")))()
+        assert sorted(messages) == [(chat.pk, 1, "Задание на завтра"), (chat.pk, 2, "Спасибо")]
+
+
+@pytest.mark.parametrize("key", ["²", "١", "-1", "1.0", "9" * 20, ""])
+async def test_sync_chat_ids_must_be_ascii_digits(key):
+    anna = await database_sync_to_async(make_user)()
+    socket, _hello = await signed_in(anna)
+
+    await socket.send({"type": "sync", "ref": 1, "chats": {key: 0}})
+
+    answer = await socket.receive()
+    assert (answer["type"], answer["code"], answer["field"]) == ("error", "invalid", "chats")
+    await socket.close()
+
+
+async def test_a_revoked_token_closes_only_its_own_sockets():
+    from channels.layers import get_channel_layer
+
+    from accounts.authentication import token_key_hash
+    from accounts.events import user_group_name
+
+    anna = await database_sync_to_async(make_user)()
+    key = await database_sync_to_async(token_of)(anna)
+    phone = Socket([ORIGIN, (b"authorization", ("Token " + key).encode())])
+    assert await phone.open()
+    assert (await phone.receive())["type"] == "hello"
+    laptop, _hello = await signed_in(anna)
+
+    await get_channel_layer().group_send(
+        user_group_name(anna.pk), {"type": "token.revoked", "key_hash": token_key_hash(key)}
+    )
+
+    assert await phone.receive_close() == 4001
+    await laptop.send({"type": "ping"})
+    assert await laptop.receive() == {"type": "pong", "ref": None}
+    await laptop.close()

@@ -22,11 +22,16 @@ from chats.models import (
 )
 from chats.services import content
 from chats.services.messages import message_send
-from chats.tests.content_helpers import make_chat, published  # noqa: F401  (fixture)
+from chats.tests.content_helpers import events_recorded, make_chat
 from common.errors import ApplicationError, NotFound, PermissionDenied
 from organisations.tests.factories import make_school_with_class, make_user
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def published(monkeypatch):
+    return events_recorded(monkeypatch)
 
 
 @pytest.fixture
@@ -139,7 +144,7 @@ def test_history_lists_earlier_texts_oldest_first(people):
     ],
 )
 def test_edit_refusals_change_nothing(people, published, django_capture_on_commit_callbacks, case, error, code):
-    chat, teacher, student, other = people
+    chat, _teacher, student, other = people
     message = send(student, chat, "Текст")
     editor, body = student, "Новый текст"
     if case == "another_member":

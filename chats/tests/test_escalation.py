@@ -143,7 +143,7 @@ def test_the_sms_text_is_short_and_names_no_person(sms_outbox, django_capture_on
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_at_once_send_each_sms_once(sms_outbox):
+def test_two_workers_at_once_send_each_sms_once(sms_outbox) -> None:
     _world, _message = escalated_world()
     barrier = threading.Barrier(2)
     results: list[int] = []

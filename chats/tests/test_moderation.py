@@ -91,8 +91,8 @@ def test_a_muted_member_cannot_post_until_unmuted(published):
     )
 
     assert member.muted_until is not None
-    assert before + datetime.timedelta(minutes=30) <= member.muted_until <= timezone.now() + datetime.timedelta(
-        minutes=30
+    assert (
+        before + datetime.timedelta(minutes=30) <= member.muted_until <= timezone.now() + datetime.timedelta(minutes=30)
     )
     assert published.chat_events == [
         (
@@ -150,7 +150,9 @@ def test_moderators_cannot_mute_or_remove_each_other_or_themselves():
         )
     assert refusal.value.code == "invalid"
     with pytest.raises(NotFound) as refusal:
-        moderation.chat_member_mute(actor=world.teacher, chat_id=world.parents_chat.pk, user_id=world.student.pk, minutes=5)
+        moderation.chat_member_mute(
+            actor=world.teacher, chat_id=world.parents_chat.pk, user_id=world.student.pk, minutes=5
+        )
     assert refusal.value.code == "member_not_found"
     assert audit_actions() == []
 
@@ -181,7 +183,9 @@ def test_members_cannot_remove_others_and_nobody_is_removed_from_a_direct_chat()
     direct = make_direct_chat(world.parents[0], world.parents[1])
 
     with pytest.raises(PermissionDenied) as refusal:
-        moderation.chat_member_remove(actor=world.parents[0], chat_id=world.parents_chat.pk, user_id=world.parents[1].pk)
+        moderation.chat_member_remove(
+            actor=world.parents[0], chat_id=world.parents_chat.pk, user_id=world.parents[1].pk
+        )
     assert refusal.value.code == "not_moderator"
     with pytest.raises(PermissionDenied) as refusal:
         moderation.chat_member_remove(actor=world.parents[0], chat_id=direct.pk, user_id=world.parents[1].pk)
@@ -323,7 +327,9 @@ def test_opening_hours_are_cleared_with_both_ends_and_need_both_ends():
 
     for opens_at, closes_at in ((datetime.time(8), None), (datetime.time(8), datetime.time(8))):
         with pytest.raises(ApplicationError) as refusal:
-            moderation.chat_opening_hours_set(actor=world.teacher, chat_id=chat_id, opens_at=opens_at, closes_at=closes_at)
+            moderation.chat_opening_hours_set(
+                actor=world.teacher, chat_id=chat_id, opens_at=opens_at, closes_at=closes_at
+            )
         assert refusal.value.code == "invalid_hours"
     moderation.chat_opening_hours_set(actor=world.teacher, chat_id=chat_id, opens_at=None, closes_at=None)
 

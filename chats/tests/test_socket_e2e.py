@@ -177,7 +177,7 @@ async def test_a_gap_over_200_answers_resync_and_the_history_reloads_over_rest(d
 
 
 async def test_a_10_mb_frame_is_refused_and_the_server_carries_on(daphne):
-    anna, anna_key = await database_sync_to_async(person_with_token)()
+    _anna, anna_key = await database_sync_to_async(person_with_token)()
 
     async with open_socket(daphne, anna_key, compression=None, max_size=None) as socket:
         await receive(socket)
@@ -196,7 +196,7 @@ async def test_a_10_mb_frame_is_refused_and_the_server_carries_on(daphne):
 
 
 async def test_a_frame_just_over_64_kb_closes_with_1009(daphne):
-    anna, anna_key = await database_sync_to_async(person_with_token)()
+    _anna, anna_key = await database_sync_to_async(person_with_token)()
 
     async with open_socket(daphne, anna_key, compression=None) as socket:
         await receive(socket)
@@ -207,7 +207,7 @@ async def test_a_frame_just_over_64_kb_closes_with_1009(daphne):
 
 
 async def test_a_foreign_origin_is_refused(daphne):
-    anna, anna_key = await database_sync_to_async(person_with_token)()
+    _anna, anna_key = await database_sync_to_async(person_with_token)()
 
     with pytest.raises(websockets.InvalidStatus) as refused:
         async with open_socket(daphne, anna_key, origin="https://evil.example"):
@@ -326,3 +326,19 @@ async def test_the_example_client_of_the_protocol_document_works(daphne):
         (5, "после"),
     ]
     assert client.last_seq[chat.pk] == 5
+
+
+async def test_the_example_client_reloads_over_rest_after_a_resync(daphne):
+    anna, anna_key = await database_sync_to_async(person_with_token)()
+    chat = await database_sync_to_async(make_chat)(anna)
+    await database_sync_to_async(_many_messages)(chat, anna, 205)
+    namespace: dict[str, Any] = {"__name__": "protocol_example"}
+    exec(compile(protocol_example(), str(PROTOCOL_DOC), "exec"), namespace)  # noqa: S102 - our own document
+    client = namespace["ChatClient"](ws_url(daphne), anna_key)
+
+    runner = asyncio.ensure_future(client.run())
+    await asyncio.wait_for(client.synced.wait(), timeout=TIMEOUT)
+    runner.cancel()
+
+    assert [message["seq"] for message in client.received] == list(range(106, 206))
+    assert client.last_seq == {chat.pk: 205}

@@ -3,7 +3,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from chats.models import Chat, ChatKind, ChatMember, MemberRole
+from chats.models import Chat, ChatKind, ChatMember, MemberRole, Message
 from chats.services import sync
 from chats.services.sync import SyncResult, chats_sync
 from chats.tests.factories import (
@@ -321,3 +321,23 @@ def test_the_sync_chats_command_repairs_every_organisation(capsys):
         for kind in (ChatKind.CLASS_STUDENTS, ChatKind.CLASS_PARENTS, ChatKind.STAFF)
     }
     assert capsys.readouterr().out == "chats created: 6, archived: 0, members added: 12, removed: 0, roles changed: 0\n"
+
+
+def test_the_demo_has_class_chats_with_the_teachers_messages_and_a_second_run_adds_nothing():
+    from organisations.demo import seed_demo_data
+
+    data = seed_demo_data()
+    counts = (Chat.objects.count(), ChatMember.objects.count(), Message.objects.count())
+    seed_demo_data()
+
+    assert (Chat.objects.count(), ChatMember.objects.count(), Message.objects.count()) == counts
+    parents_chat = Chat.objects.get(study_group=data["class_7b"], kind=ChatKind.CLASS_PARENTS)
+    students_chat = Chat.objects.get(study_group=data["class_7b"], kind=ChatKind.CLASS_STUDENTS)
+    assert (parents_chat.title, students_chat.title) == ("7Б — родители", "7Б — ученики")
+    assert Chat.objects.filter(study_group=data["class_5a"]).count() == 2
+    assert Chat.objects.get(kind=ChatKind.STAFF, organisation=data["school_1"]).title == "МБОУ СОШ № 1 — педагоги"
+    teacher = data["teacher_verified"]
+    assert list(parents_chat.messages.values_list("seq", "author_id")) == [(1, teacher.pk), (2, teacher.pk)]
+    assert list(students_chat.messages.values_list("seq", "author_id")) == [(1, teacher.pk), (2, teacher.pk)]
+    assert data["parent"].pk in active_member_ids(parents_chat)
+    assert data["student"].pk in active_member_ids(students_chat)

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.selectors import personal_data_export
-from accounts.services import account_delete, api_token_create, profile_photo_set
+from accounts.services import account_delete, api_token_create, profile_photo_set, profile_update
 from accounts.tests.factories import image_bytes, make_login_code, uploaded
 from common.models import AuditEvent
 from organisations import services
@@ -102,20 +102,27 @@ def test_deleting_a_verified_teacher_ends_memberships_and_the_badge(django_captu
     teacher = verified_teacher(world)
     other_school = make_organisation()
     make_member(organisation=other_school, role=Role.TEACHER, user=teacher)
-    lookalike = make_user(first_name=teacher.first_name, last_name=teacher.last_name)
-    lookalike.refresh_from_db()
+    lookalike = make_user()
+    profile_update(
+        user=lookalike,
+        first_name=teacher.first_name,
+        last_name=teacher.last_name,
+        middle_name="",
+        language="ru",
+        time_zone="",
+    )
     assert lookalike.is_name_flagged is True
 
     with django_capture_on_commit_callbacks(execute=True):
         delete(teacher)
 
     assert Membership.objects.active().filter(user=teacher).count() == 0
-    assert Membership.objects.filter(user=teacher).count() == 3
+    assert Membership.objects.filter(user=teacher).count() == 2
     teacher.refresh_from_db()
     assert teacher.is_verified_educator is False
     assert User.objects.get(pk=lookalike.pk).is_name_flagged is False
     ended = AuditEvent.objects.filter(action="membership.end", actor=teacher).values_list("organisation_id", flat=True)
-    assert sorted(ended) == sorted([world.school.pk, world.school.pk, other_school.pk])
+    assert sorted(ended) == sorted([world.school.pk, other_school.pk])
     assert person_get(viewer=world.administrator, user_id=teacher.pk) is None
 
 
@@ -213,7 +220,7 @@ def test_the_photo_response_is_a_private_jpeg():
     assert response["Content-Type"] == "image/jpeg"
     assert response["Cache-Control"] == "private, max-age=3600"
     assert response["X-Content-Type-Options"] == "nosniff"
-    assert response["Vary"] == "Cookie, Authorization"
+    assert {"Cookie", "Authorization"} <= {header.strip() for header in response["Vary"].split(",")}
     assert b"".join(response.streaming_content)[:3] == b"\xff\xd8\xff"
 
 

@@ -1,26 +1,12 @@
-/* Parta chats: live updates over one WebSocket (/ws/, docs/protocol.md) on
-   pages that work without JavaScript. The send form goes over the socket
-   with its client_id; if the socket is down or silent the form is posted as
-   usual, and the same client_id makes it the same message. A module: a
-   browser without modules simply gets the plain pages. */
+/* Live chats over one WebSocket (/ws/, docs/protocol.md) on pages that work
+   without JavaScript. The form is sent over the socket; if that fails it is
+   posted as usual, and its client_id makes the two one message. */
 const $ = (id) => document.getElementById(id);
-const list = document.querySelector("[data-chats-list]");
-const log = $("messages");
-const data = log ? log.dataset : {};
-const chatId = +data.chat || 0;
-const isLive = data.live === "1";
-const me = +data.user || 0;
-const zone = data.timeZone || undefined;
-const lang = document.documentElement.lang || "ru";
-const form = $("send") instanceof HTMLFormElement ? $("send") : null;
-const pending = {};
-const typists = {};
-let lastSeq = +data.lastSeq || 0;
-let socket = null;
-let attempts = 0;
-let refs = 0;
-let typedAt = 0;
-let readTimer = 0;
+const list = document.querySelector("[data-chats-list]"), log = $("messages"), data = log ? log.dataset : {};
+const chatId = +data.chat || 0, isLive = data.live === "1", me = +data.user || 0, zone = data.timeZone || undefined;
+const lang = document.documentElement.lang || "ru", form = $("send") instanceof HTMLFormElement ? $("send") : null;
+const fields = form?.elements, pending = {}, typists = {};
+let lastSeq = +data.lastSeq || 0, socket = null, attempts = 0, refs = 0, typedAt = 0, readTimer = 0;
 
 function connect() {
   socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/");
@@ -32,9 +18,10 @@ function connect() {
   };
   socket.onclose = (event) => {
     socket = null;
+    delete document.body.dataset.socket;
     Object.keys(pending).forEach(fallback);
     if (event.code === 4001) return; // signed out
-    // 1 s doubling to 30 s, with jitter, so a restarted server is not met by everyone at once.
+    // 1 s doubling to 30 s, with jitter: a restarted server is not met by all at once.
     setTimeout(connect, Math.min(30000, 1000 * 2 ** attempts++) * (0.5 + Math.random() / 2));
   };
 }
@@ -56,18 +43,16 @@ function settle(ref) {
   return had;
 }
 
-function element(tag, name) {
-  const node = document.createElement(tag);
-  if (name) node.className = name;
-  return node;
+function element(tag, name = "") {
+  return Object.assign(document.createElement(tag), { className: name });
 }
 
 const handlers = {
   hello(frame) {
-    if (log) return sync(); // everything missed since the page was made, in order
+    document.body.dataset.socket = "open";
+    if (log) return sync(); // all missed since the page was made, in order
     for (const chat of frame.chats || []) {
-      const item = listItem(chat.chat);
-      const seen = item && +item.dataset.lastSeq;
+      const item = listItem(chat.chat), seen = item && +item.dataset.lastSeq;
       if (item && chat.last_seq > seen) {
         unread(item, chat.last_seq - seen, true);
         item.dataset.lastSeq = chat.last_seq;
@@ -76,8 +61,7 @@ const handlers = {
   },
   message(frame) { (list ? listMessage : onMessage)(frame.message || {}); },
   "message.updated"(frame) {
-    const message = frame.message || {};
-    const item = ours(message.chat, message.seq);
+    const message = frame.message || {}, item = ours(message.chat, message.seq);
     if (item) fill(item, message);
   },
   "message.deleted"(frame) {
@@ -89,7 +73,7 @@ const handlers = {
     if (!settle(frame.ref)) return;
     formReset();
     if (frame.status === "scheduled") note(text(data.tScheduled, when(frame.deliver_at, true)));
-    // The message itself comes as a "message" event; if that got lost, catch up.
+    // The message comes as a "message" event; if that was lost, catch up.
     else setTimeout(() => { if (lastSeq < frame.seq) sync(); }, 2000);
   },
   error(frame) {
@@ -99,23 +83,22 @@ const handlers = {
   },
   typing({ chat, user }) {
     if (chat !== chatId || !user || user.id === me) return;
-    clearTimeout(typists[user.id] && typists[user.id].timer);
+    clearTimeout(typists[user.id]?.timer);
     typists[user.id] = { name: user.display_name, timer: setTimeout(() => typing(user), 5000) };
     typing();
   },
-  "chat.read"(frame) {
+  "chat.read"(frame) { // read on another device
     const item = listItem(frame.chat);
     if (item) unread(item, Math.max(0, item.dataset.lastSeq - frame.seq));
   },
 };
 
-// --- The chat list ------------------------------------------------------------
+// The chat list
 
 function listItem(id) { return list && list.querySelector(`[data-chat="${+id}"]`); }
 
 function unread(item, count, isAdded) {
-  const badge = item.querySelector("[data-unread]");
-  const number = badge && badge.querySelector("[data-count]");
+  const badge = item.querySelector("[data-unread]"), number = badge && badge.querySelector("[data-count]");
   if (!number) return;
   count += isAdded ? +number.textContent : 0;
   number.textContent = count;
@@ -127,13 +110,12 @@ function listMessage(message) {
   if (!item || message.seq <= +item.dataset.lastSeq) return;
   item.dataset.lastSeq = message.seq;
   if (!message.author || message.author.id !== me) unread(item, 1, true);
-  const preview = item.querySelector("[data-preview]");
-  const author = message.author ? message.author.display_name + ": " : "";
+  const preview = item.querySelector("[data-preview]"), author = message.author ? message.author.display_name + ": " : "";
   if (preview) preview.textContent = ` · ${author}${message.body.slice(0, 120)} · ${when(message.created_at)}`;
   item.parentNode.prepend(item);
 }
 
-// --- One chat -----------------------------------------------------------------
+// One chat
 
 function ours(chat, seq) { return log && chat === chatId && $("m" + seq); }
 
@@ -152,9 +134,7 @@ function onMessage(message) {
   item.querySelector(".time").href = "#m" + seq;
   item.querySelector(".reply-link").href = `?reply=${seq}#send`;
   if (message.reply_to) {
-    const quote = item.querySelector(".quote");
-    const original = $("m" + message.reply_to);
-    const body = original && original.querySelector(".body");
+    const quote = item.querySelector(".quote"), body = $("m" + message.reply_to)?.querySelector(".body");
     quote.hidden = false;
     quote.firstChild.href = "#m" + message.reply_to;
     quote.firstChild.textContent = body ? body.textContent.slice(0, 100) : data.tReplyTo;
@@ -164,24 +144,20 @@ function onMessage(message) {
   log.append(item);
   lastSeq = seq;
   log.dataset.lastSeq = seq;
-  if (message.author) typing(message.author);
+  typing(message.author);
   readSoon();
 }
 
 // A name as {% user_name %} draws it: the verified cap and the look-alike warning come from the page.
 function name(box, author) {
-  if (!author) {
-    box.textContent = "Парта";
-    return;
-  }
+  if (!author) return (box.textContent = "Парта");
   const kind = author.is_verified_educator ? "[data-verified]" : author.is_name_flagged ? "[data-flagged]" : "";
   box.append(kind ? $("name-template").content.querySelector(kind).cloneNode(true) : element("span", "user-name"));
   box.querySelector(".user-name").textContent = author.display_name;
 }
 
 function fill(item, message) {
-  const body = item.querySelector(".body");
-  const gone = message.is_deleted;
+  const body = item.querySelector(".body"), gone = message.is_deleted;
   if (!body) return;
   for (const part of ["files", gone && "foot", gone && "quote", gone && "poll"]) {
     if (part) item.querySelector("." + part)?.remove();
@@ -216,9 +192,8 @@ function fill(item, message) {
 }
 
 function when(iso, withDate) {
-  const options = { timeZone: zone, hour: "2-digit", minute: "2-digit" };
-  if (withDate) Object.assign(options, { day: "numeric", month: "long" });
-  return new Intl.DateTimeFormat(lang, options).format(new Date(iso));
+  const date = withDate && { day: "numeric", month: "long" };
+  return new Date(iso).toLocaleString(lang, { timeZone: zone, hour: "2-digit", minute: "2-digit", ...date });
 }
 
 function text(template, value) { return (template || "").replace(/%\(\w+\)s/, value); }
@@ -228,48 +203,33 @@ function readSoon() { // what is shown is read, once someone looks at the page
   readTimer = setTimeout(() => {
     const token = form && form.querySelector("[name=csrfmiddlewaretoken]");
     if (document.visibilityState !== "visible" || !token) return;
-    fetch(`/api/v1/chats/${chatId}/read/`, {
-      method: "POST",
-      credentials: "same-origin",
-      body: JSON.stringify({ seq: lastSeq }),
-      headers: { "Content-Type": "application/json", "X-CSRFToken": token.value },
-    }).catch(() => {});
+    const headers = { "Content-Type": "application/json", "X-CSRFToken": token.value };
+    fetch(`/api/v1/chats/${chatId}/read/`, { method: "POST", headers, body: JSON.stringify({ seq: lastSeq }) })
+      .catch(() => {});
   }, 1000);
 }
 
 function typing(stopped) {
-  if (stopped && typists[stopped.id]) {
-    clearTimeout(typists[stopped.id].timer);
-    delete typists[stopped.id];
-  }
-  const names = Object.values(typists).map((typist) => typist.name);
-  if ($("typing")) $("typing").textContent = names.length ? text(data.tTyping, names.join(", ")) : "";
+  clearTimeout(typists[stopped?.id]?.timer);
+  delete typists[stopped?.id];
+  const names = Object.values(typists).map((typist) => typist.name).join(", ");
+  if ($("typing")) $("typing").textContent = names && text(data.tTyping, names);
 }
 
-// --- The send form ------------------------------------------------------------
+// The send form
 
-function field(fieldName) { return form.elements[fieldName]; }
-
-function note(message) {
-  let box = $("send-error");
-  if (!box) {
-    box = form.insertBefore(element("p", "error"), form.querySelector(".field"));
-    box.id = "send-error";
-    box.setAttribute("role", "alert");
-  }
-  box.textContent = message;
-}
+function note(message) { $("send-error").textContent = message; }
 
 function busy(isBusy) { form.querySelector("button[type=submit]").disabled = isBusy; }
 
 function formReset() {
-  field("body").value = field("reply_to").value = "";
-  // A new id for the next message, as the server gives each form it draws.
-  field("client_id").value = crypto.randomUUID ? crypto.randomUUID().replace(/-/g, "") : `${Date.now()}${Math.random()}`;
+  fields.body.value = fields.reply_to.value = "";
+  // A new id for the next message (the server gives one to each form).
+  fields.client_id.value = crypto.randomUUID ? crypto.randomUUID().replace(/-/g, "") : `${Date.now()}${Math.random()}`;
   $("replying")?.remove();
-  $("send-error")?.remove();
+  note("");
   busy(false);
-  field("body").focus();
+  fields.body.focus();
 }
 
 function fallback(ref) {
@@ -279,18 +239,16 @@ function fallback(ref) {
 
 if (form && log && isLive) {
   form.addEventListener("submit", (event) => {
-    const file = field("attachment");
-    const body = field("body").value;
+    const file = fields.attachment, body = fields.body.value;
     if ((file && file.files.length) || !body.trim() || !socket || socket.readyState !== 1) return;
     event.preventDefault();
-    const ref = "s" + ++refs;
-    const frame = { type: "send", ref, chat: chatId, body, client_id: field("client_id").value };
-    if (field("reply_to").value) frame.reply_to = +field("reply_to").value;
+    const ref = "s" + ++refs, frame = { type: "send", ref, chat: chatId, body, client_id: fields.client_id.value };
+    if (fields.reply_to.value) frame.reply_to = +fields.reply_to.value;
     busy(true);
     pending[ref] = setTimeout(() => fallback(ref), 8000);
     if (!send(frame)) fallback(ref);
   });
-  field("body").addEventListener("input", () => {
+  fields.body.addEventListener("input", () => {
     if (Date.now() - typedAt > 3000 && send({ type: "typing", chat: chatId })) typedAt = Date.now();
   });
   document.addEventListener("visibilitychange", readSoon);
