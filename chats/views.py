@@ -18,7 +18,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
@@ -69,25 +69,6 @@ def _time_zone(*, user: User, chat: Any = None) -> str:
     return settings.TIME_ZONE
 
 
-def _channels_url() -> str:
-    """The channels page (helper "channels" owns it); a plain path until it exists."""
-    for name in ("chats:channel_list", "chats:channels"):
-        try:
-            return reverse(name)
-        except NoReverseMatch:
-            continue
-    return "/channels/"
-
-
-def _channel_detail_url(chat_id: int) -> str | None:
-    for name in ("chats:channel_detail", "chats:channel"):
-        try:
-            return reverse(name, args=[chat_id])
-        except NoReverseMatch:
-            continue
-    return None
-
-
 def _int_param(value: str | None) -> int | None:
     if value is None or not value.isdigit() or len(value) > 18:
         return None
@@ -119,7 +100,7 @@ def chat_list_view(request: HttpRequest) -> HttpResponse:
             "previous_offset": max(0, offset - CHATS_PAGE_SIZE) if offset else None,
             "search_form": search_form,
             "people": people,
-            "channels_url": _channels_url(),
+            "channels_url": reverse("chats:channel_list"),
             "time_zone": _time_zone(user=user),
         },
     )
@@ -280,7 +261,7 @@ def _detail_context(
         "reactions_available": content.REACTIONS,
         "time_zone": time_zone,
         "mute_form": MuteForm() if may_moderate else None,
-        "channels_url": _channels_url(),
+        "channels_url": reverse("chats:channel_list"),
         "now": timezone.now(),
         # What chats.js copies for the names in messages it adds live.
         "verified_sample": SimpleNamespace(display_name="", is_verified_educator=True),
@@ -353,9 +334,7 @@ def chat_detail_view(request: HttpRequest, chat_id: int) -> HttpResponse:
     user = _user(request)
     member = _member_or_404(user=user, chat_id=chat_id)
     if member.chat.kind == ChatKind.CHANNEL:
-        channel_url = _channel_detail_url(chat_id)
-        if channel_url is not None:
-            return redirect(channel_url)
+        return redirect("chats:channel_detail", chat_id=chat_id)
     if request.method == "POST":
         return _send(request, chat_id=chat_id)
     return render(request, "chats/detail.html", _detail_context(request, chat_id=chat_id))

@@ -30,6 +30,7 @@ from chats.services import chats as chat_services
 from chats.services.messages import message_send_rate_check
 from common.errors import ApplicationError, NotFound
 from organisations.models import Membership, Organisation, Role
+from organisations.selectors import contact_is_allowed
 
 CHANNELS_PAGE_SIZE = 20
 POSTS_PAGE_SIZE = 20
@@ -215,6 +216,13 @@ def _detail_page(
         # Opening the channel reads what it shows (never moves the position back).
         chat_services.chat_read_mark(user=user, chat_id=chat.pk, seq=posts[-1].seq)
     is_editor = member.role in channels.EDITOR_ROLES
+    # A child in safe mode sees the private reply only under posts of its
+    # contacts (the service refuses the others): one check per author shown.
+    repliable: dict[int, bool] = {}
+    for post in posts:
+        if post.author is None or post.author_id == user.pk or post.author_id in repliable:
+            continue
+        repliable[post.author_id] = not user.is_safe_mode or contact_is_allowed(actor=post.author, child=user)
     if is_editor and post_form is None:
         post_form = ChannelPostForm(initial={"client_id": client_id_new()})
     context.update(
@@ -226,7 +234,7 @@ def _detail_page(
                     "post": post,
                     "is_acknowledged": post.pk in state.acknowledged_ids,
                     "summary": state.summaries.get(post.pk),
-                    "may_reply": post.author_id is not None and post.author_id != user.pk,
+                    "may_reply": repliable.get(post.author_id or 0, False),
                     "reply_client_id": client_id_new(),
                 }
                 for post in posts

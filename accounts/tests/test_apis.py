@@ -356,3 +356,14 @@ def test_every_accounts_operation_is_in_the_openapi_schema(client):
     assert paths["/api/v1/auth/code/"]["post"].get("security") in (None, [])
     me = schema["components"]["schemas"]["Me"]["properties"]
     assert {"id", "phone", "display_name", "is_verified_educator", "memberships", "guardianships"} <= set(me)
+
+
+def test_the_photo_export_and_deletion_operations_document_their_refusals(client):
+    paths = client.get("/api/schema/", {"format": "json"}).json()["paths"]
+
+    assert sorted(paths["/api/v1/me/photo/"]) == ["delete", "put"]
+    assert sorted(paths["/api/v1/me/photo/"]["put"]["responses"]) == ["200", "400", "401", "413", "415"]
+    assert sorted(paths["/api/v1/me/photo/"]["put"]["requestBody"]["content"]) == ["multipart/form-data"]
+    assert sorted(paths["/api/v1/me/photo/"]["delete"]["responses"]) == ["204", "401"]
+    assert sorted(paths["/api/v1/me/export/"]["get"]["responses"]) == ["200", "401"]
+    assert sorted(paths["/api/v1/me/delete/"]["post"]["responses"]) == ["204", "400", "401", "429"]

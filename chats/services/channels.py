@@ -536,7 +536,13 @@ def channels_directory_hook(organisation_ids: set[int]) -> None:
         .order_by("pk")
     )
     for chat in channels:
-        channel_subscriptions_sync(chat=chat, organisation_ids=organisation_ids)
+        # Runs after the directory's commit: a failure must neither hide
+        # that change nor stop the other channels and hooks. The nightly
+        # resync (tasks_channels.channel_subscriptions_resync) repairs.
+        try:
+            channel_subscriptions_sync(chat=chat, organisation_ids=organisation_ids)
+        except Exception:
+            logger.exception("channel %s: subscriptions not synced; the nightly resync repairs them", chat.pk)
 
 
 def channels_resync_all() -> int:

@@ -329,7 +329,7 @@ def scheduled_messages_deliver(*, now: datetime.datetime | None = None, batch_si
     for pk in due:
         with transaction.atomic():
             scheduled = (
-                ScheduledMessage.objects.select_for_update(skip_locked=True)
+                ScheduledMessage.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("chat", "chat__organisation", "author")
                 .filter(pk=pk, delivered_message__isnull=True, cancelled_at__isnull=True)
                 .first()

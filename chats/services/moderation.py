@@ -395,7 +395,7 @@ def message_reports_resolve(*, actor: User, report_ids: list[int]) -> int:
     returns how many were open. Audited per report."""
     with transaction.atomic():
         reports = list(
-            MessageReport.objects.select_for_update()
+            MessageReport.objects.select_for_update(of=("self",))
             .select_related("message__chat")
             .filter(pk__in=report_ids, resolved_at__isnull=True)
         )

@@ -592,3 +592,18 @@ def test_the_page_of_a_chat_takes_as_many_queries_for_a_few_messages_as_for_many
         client.get(url)
 
     assert len(many) == len(few)
+
+
+def test_channels_are_listed_on_their_own_page_and_opened_there():
+    world = make_school_with_chats(students=1)
+    parent = world.parents[0]
+    channel = Chat.objects.create(kind=ChatKind.CHANNEL, title="Новости школы", organisation=world.school)
+    ChatMember.objects.create(chat=channel, user=parent)
+    client = client_for(parent)
+
+    listed = client.get("/chats/")
+    opened = client.get(f"/chats/{channel.pk}/")
+
+    assert channel.pk not in [item.chat.pk for item in listed.context["chats"]]
+    assert '<a href="/channels/">' in page_of(listed)
+    assert (opened.status_code, opened["Location"]) == (302, f"/channels/{channel.pk}/")

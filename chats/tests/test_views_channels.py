@@ -9,7 +9,7 @@ from accounts.models import User
 from chats.models import Acknowledgement, Chat, ChatKind, Message
 from chats.services import channels
 from chats.tests.test_channels import make_channel_world
-from organisations.models import Role
+from organisations.models import OrganisationKind, Role
 from organisations.tests.factories import make_member, make_organisation, make_school_with_class
 
 
@@ -160,3 +160,21 @@ def test_creating_a_channel_from_the_page():
     assert (response.status_code, response["Location"]) == (302, f"/channels/{chat.pk}/")
     assert (chat.title, chat.is_public, chat.is_verified) == ("Новости школы", True, True)
     assert 'name="organisation"' not in text_of(teacher_page)
+
+
+@pytest.mark.django_db
+def test_a_child_sees_no_private_reply_under_a_strangers_post():
+    ministry = make_organisation(kind=OrganisationKind.MINISTRY, is_verified=True)
+    school = make_school_with_class(parent=ministry, students=1)
+    minister = make_member(organisation=ministry, role=Role.ADMINISTRATOR)
+    channel = channels.channel_create(actor=minister, organisation=ministry, title="Минпросвещения России")
+    message, _created = channels.channel_post(user=minister, chat_id=channel.pk, body="Разговоры о важном")
+    reply_action = f'action="/channels/{channel.pk}/posts/{message.seq}/reply/"'
+
+    child_page = text_of(browser_for(school.student).get(f"/channels/{channel.pk}/"))
+    parent_page = text_of(browser_for(school.parent).get(f"/channels/{channel.pk}/"))
+
+    assert "Разговоры о важном" in child_page
+    assert 'class="badge verified"' in child_page
+    assert reply_action not in child_page
+    assert reply_action in parent_page
