@@ -268,8 +268,12 @@ def api_token_create(*, user: User, name: str = "") -> str:
 
 
 def api_token_revoke(*, token: ApiToken) -> None:
-    """Sign one device out: delete its token."""
+    """Sign one device out: delete its token and, after commit, close the
+    WebSockets opened with it."""
     ApiToken.objects.filter(pk=token.pk).delete()
+    event = {"type": "token.revoked", "key_hash": token.key_hash}
+    user_id = token.user_id
+    transaction.on_commit(lambda: _user_group_notify(user_id, event))
 
 
 def session_logout_everywhere(*, user: User) -> None:
@@ -290,11 +294,15 @@ def session_logout_everywhere(*, user: User) -> None:
 
 
 def _session_revoked_notify(user_id: int) -> None:
+    _user_group_notify(user_id, session_revoked_event())
+
+
+def _user_group_notify(user_id: int, event: dict[str, Any]) -> None:
     try:
         channel_layer = get_channel_layer()
         if channel_layer is None:
             return
-        async_to_sync(channel_layer.group_send)(user_group_name(user_id), session_revoked_event())
+        async_to_sync(channel_layer.group_send)(user_group_name(user_id), event)
     except Exception as error:
         # Logged without the user: the id and phone are personal data.
         logger.warning("Could not tell open WebSockets that sessions ended: %s", type(error).__name__)

@@ -7,11 +7,13 @@ A chat one is not in answers 404 exactly like one that does not exist.
 
 from typing import Any, cast
 
+from django.conf import settings
 from django.urls import path
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
@@ -25,7 +27,9 @@ from chats import events, search, selectors
 from chats.serializers import MessageSerializer as ChatMessageSerializer
 from chats.serializers import PersonSerializer
 from chats.services import content
+from chats.services.messages import message_send_rate_check
 from common.errors import ApplicationError
+from common.ratelimit import rate_limit_hit
 
 BAD_REQUEST = OpenApiResponse(
     ErrorSerializer, description="Invalid input: `code` names the rule, `field` (when present) the field."
@@ -36,6 +40,24 @@ NOT_FOUND = OpenApiResponse(
     ErrorSerializer,
     description="No such chat, message or poll, or a chat the user is not in: both answer alike.",
 )
+
+
+RATE_LIMITED = OpenApiResponse(ErrorSerializer, description="Too many requests (code rate_limited); see Retry-After.")
+
+
+def action_rate_check(user: User) -> None:
+    """Reactions, votes and pins each reach every socket of the chat: a
+    budget per person (settings CHAT_ACTION_RATE, "120/minute" by default).
+
+    Raises RateLimited.
+    """
+    rate_limit_hit(scope="chat_action", key=str(user.pk), rate=getattr(settings, "CHAT_ACTION_RATE", "120/minute"))
+
+
+def search_rate_check(user: User) -> None:
+    """Search scans text: a budget per person (settings CHAT_SEARCH_RATE,
+    "30/minute" by default). Raises RateLimited."""
+    rate_limit_hit(scope="chat_search", key=str(user.pk), rate=getattr(settings, "CHAT_SEARCH_RATE", "30/minute"))
 
 
 def user_of(request: Request) -> User:
@@ -146,6 +168,7 @@ class MessageEditApi(SignedInApi):
         },
     )
     def patch(self, request: Request, chat_id: int, seq: int) -> Response:
+        message_send_rate_check(user=user_of(request))
         message = content.message_edit(user=user_of(request), chat_id=chat_id, seq=seq, body=_data(request).get("body"))
         return Response(content.message_payload_full(message))
 
@@ -205,6 +228,7 @@ class ReactionToggleApi(SignedInApi):
         responses={200: OutputSerializer, 400: BAD_REQUEST, 401: NOT_AUTHENTICATED, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def post(self, request: Request, chat_id: int, seq: int) -> Response:
+        action_rate_check(user_of(request))
         added, counts = content.reaction_toggle(
             user=user_of(request), chat_id=chat_id, seq=seq, emoji=_data(request).get("emoji")
         )
@@ -282,6 +306,7 @@ class PinListApi(SignedInApi):
             seq = int(seq)
         if not isinstance(seq, int) or isinstance(seq, bool):
             raise ApplicationError(_("seq must be a message's number."), code="invalid", extra={"field": "seq"})
+        action_rate_check(user_of(request))
         pin, created = content.pin_add(user=user_of(request), chat_id=chat_id, seq=seq)
         return Response(_pins_payload([pin])[0], status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -294,6 +319,7 @@ class PinDeleteApi(SignedInApi):
         responses={204: None, 401: NOT_AUTHENTICATED, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def delete(self, request: Request, chat_id: int, seq: int) -> Response:
+        action_rate_check(user_of(request))
         content.pin_remove(user=user_of(request), chat_id=chat_id, seq=seq)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -340,6 +366,7 @@ class PollCreateApi(SignedInApi):
         data = _data(request)
         options = data.getlist("options") if hasattr(data, "getlist") else data.get("options")
         user = user_of(request)
+        message_send_rate_check(user=user)
         poll, created = content.poll_create(
             user=user,
             chat_id=chat_id,
@@ -385,6 +412,7 @@ class PollVoteApi(SignedInApi):
         option_ids = data.get("option_ids")
         if hasattr(data, "getlist") and not isinstance(option_ids, list):
             option_ids = [int(value) if value.isdigit() else value for value in data.getlist("option_ids")]
+        action_rate_check(user_of(request))
         return Response(
             content.poll_vote(user=user_of(request), chat_id=chat_id, poll_id=poll_id, option_ids=option_ids)
         )
@@ -437,7 +465,12 @@ class AttachmentUploadApi(SignedInApi):
         },
     )
     def post(self, request: Request, chat_id: int) -> Response:
-        upload = request.FILES.get("file")
+        try:
+            upload = request.FILES.get("file")
+        except UnsupportedMediaType:
+            # Not a form: but someone outside the chat learns only "not found".
+            selectors.chat_member_get(user=user_of(request), chat_id=chat_id)
+            raise
         if upload is None:
             raise ApplicationError(_("Choose a file."), code="file_required", extra={"field": "file"})
         attachment = content.attachment_upload(user=user_of(request), chat_id=chat_id, upload=upload)
@@ -475,6 +508,7 @@ class MessageSearchApi(SignedInApi):
         responses={200: OutputSerializer(many=True), 400: BAD_REQUEST, 401: NOT_AUTHENTICATED, 404: NOT_FOUND},
     )
     def get(self, request: Request) -> Response:
+        search_rate_check(user_of(request))
         chat = request.query_params.get("chat") or ""
         chat_id = None
         if chat:

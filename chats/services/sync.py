@@ -11,16 +11,21 @@ many people and classes there are, so an import of thousands of rows costs
 one sync; running it again changes nothing.
 """
 
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from accounts.events import user_group_name
 from chats import events
 from chats.models import Chat, ChatKind, ChatMember, MemberRole
 from organisations.models import (
@@ -104,7 +109,8 @@ def chats_sync(*, organisation_ids: Iterable[int]) -> SyncResult:
     moderator removed are not brought back.
 
     Side effects: after commit, {"type": "chat.joined"/"chat.left", "chat"}
-    to each person added or removed (so their open sockets follow), and
+    to each person added or removed (so their open sockets follow; sent
+    like events.user_event_publish, all in one go), and
     "chat.updated"/"chat.archived" to renamed and archived chats.
     """
     ids = sorted({int(pk) for pk in organisation_ids})
@@ -310,10 +316,10 @@ def _sync(organisation_ids: list[int]) -> SyncResult:
         ChatMember.objects.filter(pk__in=pks).update(role=role, is_synced=True)
         result.roles_changed += len(pks)
 
-    for member in additions:
-        events.user_event_publish(user_id=member.user_id, event={"type": "chat.joined", "chat": member.chat_id})
-    for _pk, chat_id, user_id in removals:
-        events.user_event_publish(user_id=user_id, event={"type": "chat.left", "chat": chat_id})
+    _user_events_publish(
+        [(member.user_id, {"type": "chat.joined", "chat": member.chat_id}) for member in additions]
+        + [(user_id, {"type": "chat.left", "chat": chat_id}) for _pk, chat_id, user_id in removals]
+    )
     if result.changed:
         logger.info(
             "chats synced for %d organisations: %d chats created, %d archived, %d members added, %d removed",
@@ -324,6 +330,35 @@ def _sync(organisation_ids: list[int]) -> SyncResult:
             result.members_removed,
         )
     return result
+
+
+def _user_events_publish(items: list[tuple[int, dict[str, Any]]]) -> None:
+    """events.user_event_publish for many people at once: one callback after
+    commit and one trip into the event loop for all of them. One trip per
+    person costs milliseconds, and an import adds thousands of members."""
+    if not items:
+        return
+    messages = [
+        (
+            user_group_name(user_id),
+            {"type": "user.event", "text": json.dumps(event, ensure_ascii=False, separators=(",", ":"))},
+        )
+        for user_id, event in items
+    ]
+
+    async def send_all() -> None:
+        layer = get_channel_layer()
+        assert layer is not None
+        for group, message in messages:
+            await layer.group_send(group, message)
+
+    def send() -> None:
+        try:
+            async_to_sync(send_all)()
+        except Exception:
+            logger.warning("membership events not published (channel layer unavailable)")
+
+    transaction.on_commit(send)
 
 
 def directory_changed_hook(organisation_ids: set[int]) -> None:

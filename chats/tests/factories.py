@@ -11,7 +11,7 @@ from django.db import connection
 from accounts.models import User
 from chats import events
 from chats.models import Chat, ChatKind, ChatMember, MemberRole, Message
-from chats.services import messages
+from chats.services import messages, sync
 from chats.services.sync import chats_sync
 from organisations.models import StudyGroup
 from organisations.tests.factories import SchoolWithClass, make_school_with_class
@@ -41,8 +41,12 @@ def event_log_install(monkeypatch: pytest.MonkeyPatch) -> EventLog:
     def user_event(*, user_id: int, event: dict[str, Any]) -> None:
         log.user_events.append((user_id, event))
 
+    def user_events(items: list[tuple[int, dict[str, Any]]]) -> None:
+        log.user_events.extend(items)
+
     monkeypatch.setattr(events, "event_publish", chat_event)
     monkeypatch.setattr(events, "user_event_publish", user_event)
+    monkeypatch.setattr(sync, "_user_events_publish", user_events)
     return log
 
 

@@ -382,9 +382,7 @@ def test_marking_read_and_the_receipts_of_the_staff():
     for index in range(3):
         send(world.teacher, world.parents_chat, f"Объявление {index}")
 
-    read = client_for(world.parents[0]).post(
-        f"/api/v1/chats/{world.parents_chat.pk}/read/", {"seq": 2}, format="json"
-    )
+    read = client_for(world.parents[0]).post(f"/api/v1/chats/{world.parents_chat.pk}/read/", {"seq": 2}, format="json")
     receipts = client_for(world.teacher).get(f"/api/v1/chats/{world.parents_chat.pk}/receipts/", {"seqs": "1,2,3"})
     refused = client_for(world.parents[0]).get(f"/api/v1/chats/{world.parents_chat.pk}/receipts/", {"seqs": "1"})
     bad = client_for(world.teacher).get(f"/api/v1/chats/{world.parents_chat.pk}/receipts/", {"seqs": "1,x"})

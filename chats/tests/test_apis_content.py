@@ -361,7 +361,12 @@ def test_upload_needs_a_file_and_a_membership(people, media):
         format="multipart",
     )
 
+    as_json_by_stranger = client_for(make_user()).post(
+        f"/api/v1/chats/{chat.pk}/attachments/", {"file": "x"}, format="json"
+    )
+
     assert (no_file.status_code, no_file.json()["code"]) == (400, "file_required")
+    assert as_json_by_stranger.status_code == 404
     assert as_json.status_code == 415
     assert hidden.status_code == missing.status_code == 404
     assert hidden.json() == missing.json()

@@ -101,7 +101,7 @@ def test_a_chat_shows_its_staff_first_with_their_roles_and_its_pins():
 
     assert detail.title == "7Б — родители"
     assert detail.members_count == 3
-    assert [member.user_id for member in detail.members][0] == world.teacher.pk
+    assert detail.members[0].user_id == world.teacher.pk
     assert {member.user_id for member in detail.members} == {world.teacher.pk, *(p.pk for p in world.parents)}
     assert detail.organisation_roles[world.teacher.pk] == [Role.TEACHER]
     assert detail.organisation_roles[world.parent.pk] == [Role.PARENT]

@@ -26,17 +26,29 @@ def signed_in(browser, server, user: User, *, java_script_enabled: bool = True):
     context = browser.new_context(
         locale="ru-RU", viewport={"width": 1024, "height": 900}, java_script_enabled=java_script_enabled
     )
-    context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value, "url": server.url}]
-    )
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": server.url}])
     return context
 
 
-def open_live(context, url: str):
+def open_live(context, url: str, problems: list[str] | None = None):
     page = context.new_page()
+    if problems is not None:
+        # Script errors and CSP refusals show up here.
+        page.on(
+            "console",
+            lambda message: message.type == "error" and problems.append(message.text + " " + message.location["url"]),
+        )
+        page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(url)
     page.wait_for_selector("body[data-socket=open]", timeout=TIMEOUT_MS)
     return page
+
+
+UNLABELLED_CONTROLS = """() => [...document.querySelectorAll("input:not([type=hidden]), select, textarea, button")]
+  .filter((control) => !(control.labels && control.labels.length) && !control.getAttribute("aria-label")
+    && !control.textContent.trim())
+  .map((control) => control.outerHTML)"""
 
 
 def test_a_message_sent_by_one_appears_live_for_the_other(live_daphne, browser, artifacts_dir):
@@ -46,9 +58,10 @@ def test_a_message_sent_by_one_appears_live_for_the_other(live_daphne, browser, 
     url = f"{live_daphne.url}/chats/{chat.pk}/"
     teacher_context = signed_in(browser, live_daphne, teacher)
     parent_context = signed_in(browser, live_daphne, parent)
-    teacher_page = open_live(teacher_context, url)
-    teacher_list = open_live(teacher_context, f"{live_daphne.url}/chats/")
-    parent_page = open_live(parent_context, url)
+    problems: list[str] = []
+    teacher_page = open_live(teacher_context, url, problems)
+    teacher_list = open_live(teacher_context, f"{live_daphne.url}/chats/", problems)
+    parent_page = open_live(parent_context, url, problems)
     # A mark that a reload would wipe out.
     teacher_page.evaluate("window.notReloaded = true")
     parent_page.evaluate("window.notReloaded = true")
@@ -84,6 +97,10 @@ def test_a_message_sent_by_one_appears_live_for_the_other(live_daphne, browser, 
 
     messages = list(Message.objects.filter(chat=chat).order_by("seq").values_list("seq", "author_id", "reply_to__seq"))
     assert messages == [(1, parent.pk, None), (2, teacher.pk, 1)]
+    assert problems == []
+    for page in (teacher_page, parent_page, teacher_list):
+        assert page.evaluate(UNLABELLED_CONTROLS) == []
+        assert page.locator("html").get_attribute("lang") == "ru"
     teacher_context.close()
     parent_context.close()
 
