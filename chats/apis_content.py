@@ -165,6 +165,7 @@ class MessageEditApi(SignedInApi):
             401: NOT_AUTHENTICATED,
             403: FORBIDDEN,
             404: NOT_FOUND,
+            429: RATE_LIMITED,
         },
     )
     def patch(self, request: Request, chat_id: int, seq: int) -> Response:
@@ -225,7 +226,14 @@ class ReactionToggleApi(SignedInApi):
             "Codes: reaction_not_allowed, message_deleted (400), muted, contact_not_allowed (403)."
         ),
         request=InputSerializer,
-        responses={200: OutputSerializer, 400: BAD_REQUEST, 401: NOT_AUTHENTICATED, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={
+            200: OutputSerializer,
+            400: BAD_REQUEST,
+            401: NOT_AUTHENTICATED,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+            429: RATE_LIMITED,
+        },
     )
     def post(self, request: Request, chat_id: int, seq: int) -> Response:
         action_rate_check(user_of(request))
@@ -298,6 +306,7 @@ class PinListApi(SignedInApi):
             401: NOT_AUTHENTICATED,
             403: FORBIDDEN,
             404: NOT_FOUND,
+            429: RATE_LIMITED,
         },
     )
     def post(self, request: Request, chat_id: int) -> Response:
@@ -316,7 +325,7 @@ class PinDeleteApi(SignedInApi):
         operation_id="chat_pin_delete",
         summary="Unpin a message (moderators)",
         description='Members get {"type": "pin.removed", "chat", "seq"}. 404 when it is not pinned.',
-        responses={204: None, 401: NOT_AUTHENTICATED, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={204: None, 401: NOT_AUTHENTICATED, 403: FORBIDDEN, 404: NOT_FOUND, 429: RATE_LIMITED},
     )
     def delete(self, request: Request, chat_id: int, seq: int) -> Response:
         action_rate_check(user_of(request))
@@ -360,6 +369,7 @@ class PollCreateApi(SignedInApi):
             401: NOT_AUTHENTICATED,
             403: FORBIDDEN,
             404: NOT_FOUND,
+            429: RATE_LIMITED,
         },
     )
     def post(self, request: Request, chat_id: int) -> Response:
@@ -405,7 +415,7 @@ class PollVoteApi(SignedInApi):
             "Codes: poll_closed, poll_single_choice, poll_option_invalid, invalid (400)."
         ),
         request=InputSerializer,
-        responses={200: PollSerializer, 400: BAD_REQUEST, 401: NOT_AUTHENTICATED, 404: NOT_FOUND},
+        responses={200: PollSerializer, 400: BAD_REQUEST, 401: NOT_AUTHENTICATED, 404: NOT_FOUND, 429: RATE_LIMITED},
     )
     def post(self, request: Request, chat_id: int, poll_id: int) -> Response:
         data = _data(request)
@@ -461,7 +471,7 @@ class AttachmentUploadApi(SignedInApi):
             404: NOT_FOUND,
             413: OpenApiResponse(ErrorSerializer, description="Too large; `max_bytes` says the limit."),
             415: OpenApiResponse(ErrorSerializer, description="A type of file that is not allowed."),
-            429: OpenApiResponse(ErrorSerializer, description="Too many uploads; see Retry-After."),
+            429: RATE_LIMITED,
         },
     )
     def post(self, request: Request, chat_id: int) -> Response:
@@ -505,7 +515,13 @@ class MessageSearchApi(SignedInApi):
             OpenApiParameter("q", OpenApiTypes.STR, required=True, description="Words to find (1–200 characters)."),
             OpenApiParameter("chat", OpenApiTypes.INT, required=False, description="Only this chat."),
         ],
-        responses={200: OutputSerializer(many=True), 400: BAD_REQUEST, 401: NOT_AUTHENTICATED, 404: NOT_FOUND},
+        responses={
+            200: OutputSerializer(many=True),
+            400: BAD_REQUEST,
+            401: NOT_AUTHENTICATED,
+            404: NOT_FOUND,
+            429: RATE_LIMITED,
+        },
     )
     def get(self, request: Request) -> Response:
         search_rate_check(user_of(request))

@@ -220,9 +220,10 @@ def _detail_page(
     # contacts (the service refuses the others): one check per author shown.
     repliable: dict[int, bool] = {}
     for post in posts:
-        if post.author is None or post.author_id == user.pk or post.author_id in repliable:
+        author = post.author
+        if author is None or author.pk == user.pk or author.pk in repliable:
             continue
-        repliable[post.author_id] = not user.is_safe_mode or contact_is_allowed(actor=post.author, child=user)
+        repliable[author.pk] = not user.is_safe_mode or contact_is_allowed(actor=author, child=user)
     if is_editor and post_form is None:
         post_form = ChannelPostForm(initial={"client_id": client_id_new()})
     context.update(

@@ -17,19 +17,21 @@ def directory_hook_register(hook: DirectoryHook) -> None:
 
 
 def directory_changed(*, organisation_ids: Iterable[int]) -> None:
-    """Note a change; the hooks run after the outermost transaction commits,
-    once for everything it changed (a bulk import syncs once, not per row)."""
-    pending: set[int] | None = getattr(connection, "_parta_directory_changes", None)
-    if pending is not None:
-        pending.update(organisation_ids)
-        return
-    connection._parta_directory_changes = set(organisation_ids)  # type: ignore[attr-defined]
-    # Outside a transaction this runs at once; inside, after the commit.
+    """Note a change; the hooks run after the transaction commits. Every call
+    registers a callback, but the first one to run takes every pending id and
+    the rest find nothing left, so a bulk import of 5,000 rows syncs once. A
+    rolled-back transaction drops its callbacks; ids it left pending are
+    synced (harmlessly, syncing is idempotent) with the next commit."""
+    pending: set[int] = connection.__dict__.setdefault("_parta_directory_changes", set())
+    pending.update(organisation_ids)
     transaction.on_commit(_run_hooks)
 
 
 def _run_hooks() -> None:
-    pending: set[int] = getattr(connection, "_parta_directory_changes", None) or set()
-    connection._parta_directory_changes = None  # type: ignore[attr-defined]
+    pending: set[int] = connection.__dict__.setdefault("_parta_directory_changes", set())
+    if not pending:
+        return
+    organisation_ids = set(pending)
+    pending.clear()
     for hook in _hooks:
-        hook(set(pending))
+        hook(organisation_ids)

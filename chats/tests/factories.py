@@ -54,7 +54,7 @@ def directory_changes_forget() -> None:
     """organisations.extensions keeps the pending directory change on the
     connection until its transaction commits; a test's transaction never
     commits, so a later test would otherwise never see its hooks run."""
-    connection._parta_directory_changes = None  # type: ignore[attr-defined]
+    connection.__dict__.pop("_parta_directory_changes", None)
 
 
 @dataclass

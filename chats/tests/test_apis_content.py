@@ -458,3 +458,33 @@ def test_every_content_operation_is_in_the_schema():
     assert any(
         path == "/api/v1/chats/{chat_id}/messages/{seq}/" and method == "patch" for path, method, _id in operations
     )
+
+
+# --- Rate limits ----------------------------------------------------------------------------------
+
+
+def test_reactions_votes_and_pins_share_a_rate_limit(people, settings):
+    chat, teacher, _student, _other = people
+    settings.CHAT_ACTION_RATE = "2/minute"
+    message = send(teacher, chat)
+    path = f"/api/v1/chats/{chat.pk}/messages/{message.seq}/reactions/"
+    client = client_for(teacher)
+    client.post(path, {"emoji": "👍"}, format="json")
+    client.post(f"/api/v1/chats/{chat.pk}/pins/", {"seq": message.seq}, format="json")
+
+    refused = client.post(path, {"emoji": "🔥"}, format="json")
+
+    assert (refused.status_code, refused.json()["code"]) == (429, "rate_limited")
+    assert int(refused["Retry-After"]) >= 1
+    assert list(Reaction.objects.values_list("emoji", flat=True)) == ["👍"]
+
+
+def test_search_has_a_rate_limit(people, settings):
+    _chat, _teacher, student, _other = people
+    settings.CHAT_SEARCH_RATE = "1/minute"
+    client = client_for(student)
+    client.get("/api/v1/search/messages/", {"q": "тест"})
+
+    refused = client.get("/api/v1/search/messages/", {"q": "тест"})
+
+    assert (refused.status_code, refused.json()["code"]) == (429, "rate_limited")

@@ -32,9 +32,9 @@ def _channels_hook():
     """The hook ChatsConfig.ready() registers; a rolled-back test may leave
     the directory's pending changes behind on the connection."""
     directory_hook_register(channels.channels_directory_hook)
-    connection._parta_directory_changes = None  # type: ignore[attr-defined]
+    connection.__dict__.pop("_parta_directory_changes", None)
     yield
-    connection._parta_directory_changes = None  # type: ignore[attr-defined]
+    connection.__dict__.pop("_parta_directory_changes", None)
 
 
 @contextmanager
@@ -42,7 +42,7 @@ def directory_change(capture):
     """Run the directory hooks of the changes made inside, as after a commit.
     Inside the test's transaction, the changes made before (which never
     commit) would otherwise keep the new ones pending."""
-    connection._parta_directory_changes = None  # type: ignore[attr-defined]
+    connection.__dict__.pop("_parta_directory_changes", None)
     with capture(execute=True):
         yield
 

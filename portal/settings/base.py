@@ -147,9 +147,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
+CELERY_IMPORTS = ["chats.tasks_channels"]
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "login-codes-purge": {"task": "accounts.tasks.login_codes_purge", "schedule": 3600.0},
     "scheduled-messages-deliver": {"task": "chats.tasks.scheduled_messages_deliver", "schedule": 60.0},
+    "channel-escalations-run": {"task": "chats.tasks_channels.channel_escalations_run", "schedule": 60.0},
+    "channel-subscriptions-resync": {
+        "task": "chats.tasks_channels.channel_subscriptions_resync",
+        "schedule": 86400.0,
+    },
 }
 
 # --- Auth.
