@@ -69,7 +69,8 @@ def world_seed(services: Services, chat_count: int) -> list[dict[str, Any]]:
     out.unlink()
     made = world["chats_made_by_bench"]
     print(
-        f"  world: {len(world['chats'])} class chats × {MEMBERS} members seeded in {time.perf_counter() - started:.1f} s"
+        f"  world: {len(world['chats'])} class chats × {MEMBERS} members"
+        f" seeded in {time.perf_counter() - started:.1f} s"
         + (f" ({made} chats made by the bench: no directory sync registered)" if made else ""),
         flush=True,
     )
@@ -287,10 +288,14 @@ def run() -> list[Result]:
         accounts = [
             Account(member["user"], member["token"], (chat["id"],)) for chat in world for member in chat["members"]
         ][:IDLE]
+        load = os.getloadavg()[0]
         print(
-            f"  client and servers share this machine ({os.cpu_count()} cores); open-files limit {fd_limit}",
+            f"  client and servers share this machine ({os.cpu_count()} cores, load average {load:.1f} at the start);"
+            f" open-files limit {fd_limit}",
             flush=True,
         )
+        if load > 1.0:
+            print("  WARNING: other processes are using the CPU; the timings below are not reliable", flush=True)
 
         daphne = Daphne(chats_environment(services), free_port())
         try:
@@ -307,7 +312,8 @@ def run() -> list[Result]:
         for name, figures in (("daphne", ours), ("baseline", bare)):
             throughput = figures["throughput"]
             print(
-                f"  {name:8} throughput: {throughput['rate']:.0f} deliveries/s; server CPU {throughput['server_cpu']:.0%},"
+                f"  {name:8} throughput: {throughput['rate']:.0f} deliveries/s;"
+                f" server CPU {throughput['server_cpu']:.0%},"
                 f" client CPU {throughput['client_cpu']:.0%}"
                 + (" (client-bound: the figure is a lower bound)" if throughput["client_cpu"] > 0.9 else ""),
                 flush=True,
@@ -325,7 +331,8 @@ def run() -> list[Result]:
             baseline.stop()
         for name, figures in (("daphne", ours_idle), ("baseline", bare_idle)):
             print(
-                f"  {name:8} idle: {len(accounts)} sockets in {figures['connect_seconds']:.1f} s, {figures['open']} open"
+                f"  {name:8} idle: {len(accounts)} sockets in {figures['connect_seconds']:.1f} s,"
+                f" {figures['open']} open"
                 f" after 7 s idle; RSS {figures['before_mb']:.0f} → {figures['after_mb']:.0f} MB,"
                 f" {figures['per_connection_kb']:.1f} KB per socket",
                 flush=True,

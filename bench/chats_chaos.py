@@ -32,14 +32,14 @@ import time
 from typing import Any
 
 from bench.chats_load import Account, Client, Delivery, SendRefused, close_all, connect_all
-from bench.core import BENCH_DIR, Daphne, Services, process_stop
+from bench.core import BENCH_DIR, Daphne, Services, cpu_seconds, process_stop
 from tests.live import free_port
 
 CHAOS_MESSAGES = int(os.environ.get("BENCH_CHATS_CHAOS_MESSAGES", "10000"))
 CHAOS_CHATS = 20
-CHAOS_MEMBERS = int(os.environ.get("BENCH_CHATS_CHAOS_MEMBERS", "10"))
-ACK_WINDOW = 3  # messages per chat awaiting their ack
-LAG = 10  # messages per chat sent but not yet seen by any member
+CHAOS_MEMBERS = int(os.environ.get("BENCH_CHATS_CHAOS_MEMBERS", "5"))
+ACK_WINDOW = 8  # messages per chat awaiting their ack
+LAG = 30  # messages per chat sent but not yet seen by any member
 DISCONNECTS_PER_SECOND = 3.0
 LONG_DISCONNECT_SHARE = 0.1
 REDIS_DOWN_SECONDS = 2.0
@@ -100,6 +100,10 @@ class RedisControl:
         assert process is not None
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
+        if self.mode == "embedded" and os.path.exists(self.socket_path):
+            # Its stale socket file would make the restart probe it (with
+            # redis-py's retries) before starting a new server.
+            os.unlink(self.socket_path)
 
     def restart(self) -> None:
         if self.mode == "embedded":
@@ -191,8 +195,9 @@ def history_page(port: int, token: str, chat_id: int, after: int) -> dict[str, A
 
 
 class Chaos:
-    def __init__(self, url: str, port: int, world: list[dict[str, Any]], tag: str, redis: RedisControl) -> None:
-        self.url, self.port, self.tag, self.redis = url, port, tag, redis
+    def __init__(self, daphne: Daphne, world: list[dict[str, Any]], tag: str, redis: RedisControl) -> None:
+        url = daphne.url
+        self.port, self.pid, self.tag, self.redis = daphne.port, daphne.process.pid, tag, redis
         self.random = random.Random(20261128)
         self.delivery = ChaosDelivery()
         self.members_of: dict[int, list[Member]] = {}
@@ -211,6 +216,7 @@ class Chaos:
         self.conflicting_acks = 0
         self.sent: dict[int, int] = dict.fromkeys(self.members_of, 0)
         self.resends = 0
+        self.unanswered = 0
         self.refusals: dict[str, int] = {}
         self.disconnects = 0
         self.reconnect_failures = 0
@@ -230,9 +236,10 @@ class Chaos:
                 await member.client.connect()
                 break
             except Exception:
+                # Exponential back-off with jitter, as a real client does.
                 self.reconnect_failures += 1
                 attempt += 1
-                await asyncio.sleep(min(0.2 * attempt, 2.0))
+                await asyncio.sleep(min(5.0, 0.1 * 2**attempt) * self.random.uniform(0.5, 1.5))
         member.connection_max = 0
         member.connected.set()
         member.wake.set()
@@ -260,7 +267,9 @@ class Chaos:
             self.syncs += 1
             assert client.socket is not None
             await client.socket.send(
-                json.dumps({"type": "sync", "ref": f"sync-{self.syncs}", "chats": {str(member.chat_id): member.contiguous}})
+                json.dumps(
+                    {"type": "sync", "ref": f"sync-{self.syncs}", "chats": {str(member.chat_id): member.contiguous}}
+                )
             )
             answer = await asyncio.wait_for(client.sync_answers.get(), SYNC_TIMEOUT)
         except Exception as error:
@@ -323,8 +332,8 @@ class Chaos:
             except SendRefused as refusal:
                 code = str(refusal.frame.get("code"))
                 self.refusals[code] = self.refusals.get(code, 0) + 1
-            except Exception:  # the socket dropped, the ack did not come: resend
-                pass
+            except Exception:  # the socket dropped or the ack did not come: resend
+                self.unanswered += 1
             else:
                 previous = self.ack_seq.get(client_id)
                 if previous is not None and previous != seq:
@@ -381,13 +390,14 @@ class Chaos:
         per_chat = [CHAOS_MESSAGES // len(self.members_of)] * len(self.members_of)
         for index in range(CHAOS_MESSAGES - sum(per_chat)):
             per_chat[index] += 1
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu_seconds(self.pid)
         disconnector = asyncio.create_task(self.disconnector())
         redis_chaos = asyncio.create_task(self.redis_chaos(CHAOS_MESSAGES))
         await asyncio.gather(
             *(self.chat_sender(chat_id, count) for chat_id, count in zip(self.members_of, per_chat, strict=True))
         )
         sending_seconds = time.perf_counter() - started
+        self.server_cpu = cpu_seconds(self.pid) - cpu_started
         self.running = False
         disconnector.cancel()
         await asyncio.gather(redis_chaos, return_exceptions=True)
@@ -442,11 +452,13 @@ class Chaos:
             "chats": len(self.members_of),
             "connect_seconds": connect_seconds,
             "sending_seconds": sending_seconds,
+            "server_cpu_seconds": self.server_cpu,
             "redis_down_seconds": redis_down,
             "redis": self.redis.description,
             "disconnects": self.disconnects,
             "reconnect_failures": self.reconnect_failures,
             "resends": self.resends,
+            "unanswered": self.unanswered,
             "refusals": self.refusals,
             "syncs": self.syncs,
             "resyncs": self.resyncs,
@@ -466,17 +478,18 @@ def run(services: Services, world: list[dict[str, Any]], tag: str, environment: 
     try:
         daphne = Daphne(redis.environment, free_port())
         try:
-            outcome = asyncio.run(Chaos(daphne.url, daphne.port, world, tag, redis).run())
+            outcome = asyncio.run(Chaos(daphne, world, tag, redis).run())
         finally:
             daphne.stop()
     finally:
         redis.close()
     print(
-        f"  chaos: {outcome['acknowledged']} of {CHAOS_MESSAGES} messages acknowledged in {outcome['sending_seconds']:.1f} s"
+        f"  chaos: {outcome['acknowledged']} of {CHAOS_MESSAGES} messages acknowledged"
+        f" in {outcome['sending_seconds']:.1f} s"
         f" into {outcome['chats']} chats × {outcome['members'] // max(1, outcome['chats'])} members;"
         f" Redis ({outcome['redis']}) down {outcome['redis_down_seconds'] or 0:.1f} s;"
         f" {outcome['disconnects']} client disconnects ({outcome['reconnect_failures']} failed reconnects),"
-        f" {outcome['resends']} resends, refusals {outcome['refusals'] or {}}",
+        f" {outcome['resends']} resends ({outcome['unanswered']} unanswered), refusals {outcome['refusals'] or {}}",
         flush=True,
     )
     print(

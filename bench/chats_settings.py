@@ -7,3 +7,12 @@ sends over every member of a chat, as a class does."""
 from bench.settings import *  # noqa: F403
 
 CHAT_SEND_RATE = "100000000/minute"
+
+# Warnings and errors of the server go to its log (var/bench/daphne-<port>.log).
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {"django.channels.server": {"level": "ERROR"}},
+}

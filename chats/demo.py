@@ -3,6 +3,7 @@ class and staff chats of the demo schools are synced, and the homeroom
 teacher of 7Б has written to the class and to its parents. Idempotent: the
 messages carry fixed client ids, so a second run finds them."""
 
+from chats.demo_channels import seed_channels
 from chats.models import Chat, ChatKind
 from chats.services.messages import message_send
 from chats.services.sync import chats_sync
@@ -47,4 +48,4 @@ def seed_chats(data: DemoData) -> None:
         message_send(user=teacher, chat_id=chats[kind].pk, body=body, client_id=client_id)
 
 
-DEMO_STEPS: list[DemoStep] = [seed_chats]
+DEMO_STEPS: list[DemoStep] = [seed_chats, seed_channels]

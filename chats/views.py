@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
@@ -46,6 +47,9 @@ from organisations.selectors import people_search
 MESSAGES_PAGE_SIZE = 30
 CHATS_PAGE_SIZE = 50
 PEOPLE_SHOWN = 20
+SCHEDULED_TEXT = gettext_lazy(
+    "The teacher takes messages during office hours. Your message will be delivered on %(when)s."
+)
 
 
 def _user(request: HttpRequest) -> User:
@@ -263,6 +267,10 @@ def _detail_context(
         "mute_form": MuteForm() if may_moderate else None,
         "channels_url": reverse("chats:channel_list"),
         "now": timezone.now(),
+        # Texts with a placeholder that chats.js fills in (a template's
+        # {% translate %} would double the "%").
+        "typing_text": _("%(name)s is typing…"),
+        "scheduled_text": SCHEDULED_TEXT,
         # What chats.js copies for the names in messages it adds live.
         "verified_sample": SimpleNamespace(display_name="", is_verified_educator=True),
         "flagged_sample": SimpleNamespace(display_name="", is_verified_educator=False, is_name_flagged=True),
@@ -311,11 +319,7 @@ def _send(request: HttpRequest, *, chat_id: int) -> HttpResponse:
         return response
     if isinstance(message, ScheduledMessage):
         local = timezone.localtime(message.deliver_at, zoneinfo.ZoneInfo(_time_zone(user=user)))
-        flash.info(
-            request,
-            _("The teacher takes messages during office hours. Your message will be delivered on %(when)s.")
-            % {"when": date_format(local, "j E, H:i")},
-        )
+        flash.info(request, str(SCHEDULED_TEXT) % {"when": date_format(local, "j E, H:i")})
         return redirect("chats:detail", chat_id=chat_id)
     return HttpResponseRedirect(reverse("chats:detail", args=[chat_id]) + f"#m{message.seq}")
 

@@ -13,7 +13,7 @@ from chats.services.messages import message_send
 from chats.tests.content_helpers import events_recorded, image_bytes, make_chat
 from organisations.tests.factories import make_user
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("chats.tests.content_urls")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from chats.tests.content_helpers import events_recorded, image_bytes, make_chat
 from common.errors import ApplicationError, NotFound, PermissionDenied
 from organisations.tests.factories import make_user
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("chats.tests.content_urls")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

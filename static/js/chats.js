@@ -9,11 +9,11 @@ const fields = form?.elements, pending = {}, typists = {};
 let lastSeq = +data.lastSeq || 0, socket = null, attempts = 0, refs = 0, typedAt = 0, readTimer = 0;
 
 function connect() {
-  socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/");
+  socket = new WebSocket(location.origin.replace(/^http/, "ws") + "/ws/");
   socket.onopen = () => { attempts = 0; };
   socket.onmessage = (event) => {
     let frame;
-    try { frame = JSON.parse(event.data); } catch (error) { return; }
+    try { frame = JSON.parse(event.data); } catch { return; }
     if (frame && handlers[frame.type]) handlers[frame.type](frame);
   };
   socket.onclose = (event) => {
@@ -21,7 +21,7 @@ function connect() {
     delete document.body.dataset.socket;
     Object.keys(pending).forEach(fallback);
     if (event.code === 4001) return; // signed out
-    // 1 s doubling to 30 s, with jitter: a restarted server is not met by all at once.
+    // 1 s doubling to 30 s, jittered: a restarted server is not hit by all at once.
     setTimeout(connect, Math.min(30000, 1000 * 2 ** attempts++) * (0.5 + Math.random() / 2));
   };
 }
@@ -32,9 +32,7 @@ function send(frame) {
   return true;
 }
 
-function sync() {
-  if (isLive) send({ type: "sync", chats: { [chatId]: lastSeq } });
-}
+const sync = () => isLive && send({ type: "sync", chats: { [chatId]: lastSeq } });
 
 function settle(ref) {
   const had = ref in pending;
@@ -43,14 +41,12 @@ function settle(ref) {
   return had;
 }
 
-function element(tag, name = "") {
-  return Object.assign(document.createElement(tag), { className: name });
-}
+const element = (tag, name = "") => Object.assign(document.createElement(tag), { className: name });
 
 const handlers = {
   hello(frame) {
     document.body.dataset.socket = "open";
-    if (log) return sync(); // all missed since the page was made, in order
+    if (log) return sync(); // all missed since the page was made
     for (const chat of frame.chats || []) {
       const item = listItem(chat.chat), seen = item && +item.dataset.lastSeq;
       if (item && chat.last_seq > seen) {
@@ -68,12 +64,12 @@ const handlers = {
     const item = ours(frame.chat, frame.seq);
     if (item) fill(item, { is_deleted: true });
   },
-  resync(frame) { if (frame.chat === chatId && isLive) location.reload(); }, // too much missed
+  resync(frame) { if (frame.chat === chatId && isLive) location.reload(); }, // missed too much
   ack(frame) {
     if (!settle(frame.ref)) return;
     formReset();
     if (frame.status === "scheduled") note(text(data.tScheduled, when(frame.deliver_at, true)));
-    // The message comes as a "message" event; if that was lost, catch up.
+    // The message follows as an event; if that is lost, catch up.
     else setTimeout(() => { if (lastSeq < frame.seq) sync(); }, 2000);
   },
   error(frame) {
@@ -95,7 +91,7 @@ const handlers = {
 
 // The chat list
 
-function listItem(id) { return list && list.querySelector(`[data-chat="${+id}"]`); }
+const listItem = (id) => list && list.querySelector(`[data-chat="${+id}"]`);
 
 function unread(item, count, isAdded) {
   const badge = item.querySelector("[data-unread]"), number = badge && badge.querySelector("[data-count]");
@@ -117,7 +113,7 @@ function listMessage(message) {
 
 // One chat
 
-function ours(chat, seq) { return log && chat === chatId && $("m" + seq); }
+const ours = (chat, seq) => log && chat === chatId && $("m" + seq);
 
 function onMessage(message) {
   const seq = message.seq;
@@ -148,7 +144,7 @@ function onMessage(message) {
   readSoon();
 }
 
-// A name as {% user_name %} draws it: the verified cap and the look-alike warning come from the page.
+// A name as {% user_name %} draws it (the cap and the look-alike warning come from the page).
 function name(box, author) {
   if (!author) return (box.textContent = "Парта");
   const kind = author.is_verified_educator ? "[data-verified]" : author.is_name_flagged ? "[data-flagged]" : "";
@@ -196,9 +192,9 @@ function when(iso, withDate) {
   return new Date(iso).toLocaleString(lang, { timeZone: zone, hour: "2-digit", minute: "2-digit", ...date });
 }
 
-function text(template, value) { return (template || "").replace(/%\(\w+\)s/, value); }
+const text = (template, value) => (template || "").replace(/%\(\w+\)s/, value);
 
-function readSoon() { // what is shown is read, once someone looks at the page
+function readSoon() { // what is shown is read once someone looks
   clearTimeout(readTimer);
   readTimer = setTimeout(() => {
     const token = form && form.querySelector("[name=csrfmiddlewaretoken]");
@@ -218,13 +214,13 @@ function typing(stopped) {
 
 // The send form
 
-function note(message) { $("send-error").textContent = message; }
+const note = (message) => ($("send-error").textContent = message);
 
 function busy(isBusy) { form.querySelector("button[type=submit]").disabled = isBusy; }
 
 function formReset() {
   fields.body.value = fields.reply_to.value = "";
-  // A new id for the next message (the server gives one to each form).
+  // A new id for the next message, as the server gives each form.
   fields.client_id.value = crypto.randomUUID ? crypto.randomUUID().replace(/-/g, "") : `${Date.now()}${Math.random()}`;
   $("replying")?.remove();
   note("");

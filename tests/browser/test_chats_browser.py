@@ -2,6 +2,7 @@
 chat open see each other's messages arrive live, and the same chat works
 with JavaScript switched off."""
 
+import json
 import re
 
 import pytest
@@ -148,3 +149,33 @@ def test_the_chat_works_with_javascript_switched_off(live_daphne, browser, artif
     assert ChatMember.objects.get(chat=chat, user=parent).last_read_seq == 3
     teacher_context.close()
     plain_context.close()
+
+
+def test_when_the_socket_does_not_answer_the_form_is_posted_the_plain_way(live_daphne, browser):
+    world = make_school_with_chats(students=1)
+    chat, parent = world.parents_chat, world.parents[0]
+    url = f"{live_daphne.url}/chats/{chat.pk}/"
+    context = signed_in(browser, live_daphne, parent)
+    page = context.new_page()
+    frames: list[str] = []
+
+    def silent_server(socket) -> None:
+        # Says hello, then swallows every frame: no ack ever comes.
+        socket.on_message(lambda frame: frames.append(frame))
+        socket.send(json.dumps({"type": "hello", "user": {"id": parent.pk}, "chats": [], "limits": {}}))
+
+    page.route_web_socket(re.compile(r"/ws/$"), silent_server)
+    page.goto(url)
+    page.wait_for_selector("body[data-socket=open]", timeout=TIMEOUT_MS)
+
+    page.get_by_label(MESSAGE_LABEL).first.fill("Сообщение без ответа сокета")
+    page.locator("#send button[type=submit]").click()
+    page.wait_for_url(url + "#m1", timeout=15_000)
+
+    assert page.locator("#m1 .body").inner_text() == "Сообщение без ответа сокета"
+    sent = [frame for frame in frames if '"type":"send"' in frame]
+    assert len(sent) == 1
+    # The socket's frame and the posted form carried one client_id: one message.
+    message = Message.objects.get(chat=chat)
+    assert f'"client_id":"{message.client_id}"' in sent[0]
+    context.close()
