@@ -13,7 +13,6 @@ from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
@@ -475,12 +474,9 @@ class AttachmentUploadApi(SignedInApi):
         },
     )
     def post(self, request: Request, chat_id: int) -> Response:
-        try:
-            upload = request.FILES.get("file")
-        except UnsupportedMediaType:
-            # Not a form: but someone outside the chat learns only "not found".
-            selectors.chat_member_get(user=user_of(request), chat_id=chat_id)
-            raise
+        # Membership first: someone outside the chat learns only "not found".
+        selectors.chat_member_get(user=user_of(request), chat_id=chat_id)
+        upload = request.FILES.get("file")
         if upload is None:
             raise ApplicationError(_("Choose a file."), code="file_required", extra={"field": "file"})
         attachment = content.attachment_upload(user=user_of(request), chat_id=chat_id, upload=upload)

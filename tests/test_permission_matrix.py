@@ -12,6 +12,11 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from chats.models import Chat, ChatKind
+from chats.services import channels, content
+from chats.services.chats import group_chat_create
+from chats.services.messages import message_send
+from chats.services.sync import chats_sync
 from organisations import services
 from organisations.models import Role
 from organisations.selectors import current_academic_year
@@ -59,6 +64,92 @@ MATRIX: dict[str, dict[str, tuple[set[str], dict[str, str], dict]]] = {
     },
 }
 
+CLASS_STUDENTS = {"student", "teacher"}
+CLASS_PARENTS = {"parent", "teacher"}
+TEACHER = {"teacher"}
+STUDENTS_CHAT = {"chat_id": "students_chat"}
+PARENTS_CHAT = {"chat_id": "parents_chat"}
+CHANNEL = {"chat_id": "channel"}
+CHANNEL_POST = {"chat_id": "channel", "seq": "channel_post"}
+STAFF_WITH_A_ROLE = {"teacher", "administrator", "official", "other_admin"}
+
+MATRIX.update(
+    {
+        "/api/v1/chats/": {
+            "get": (SIGNED_IN, {}, {}),
+            "post": (SIGNED_IN, {}, {"title": "Чат", "member_ids": []}),
+        },
+        # A fixed body cannot name a world id; everyone gets 404 for an
+        # unknown person, which is a refusal for all.
+        "/api/v1/chats/direct/": {"post": (set(), {}, {"user_id": 999999})},
+        "/api/v1/chats/{chat_id}/": {"get": (CLASS_PARENTS, PARENTS_CHAT, {})},
+        "/api/v1/chats/{chat_id}/messages/": {
+            "get": (CLASS_PARENTS, PARENTS_CHAT, {}),
+            "post": (CLASS_PARENTS, PARENTS_CHAT, {"body": "Здравствуйте"}),
+        },
+        "/api/v1/chats/{chat_id}/settings/": {"patch": (TEACHER, PARENTS_CHAT, {"is_announcement_only": True})},
+        "/api/v1/chats/{chat_id}/read/": {"post": (CLASS_PARENTS, PARENTS_CHAT, {"seq": 1})},
+        "/api/v1/chats/{chat_id}/receipts/": {"get": (TEACHER, PARENTS_CHAT, {})},
+        "/api/v1/chats/{chat_id}/messages/{seq}/": {
+            "patch": (TEACHER, {**STUDENTS_CHAT, "seq": "seq"}, {"body": "Контрольная в понедельник"}),
+            "delete": (TEACHER, {**STUDENTS_CHAT, "seq": "seq"}, {}),
+        },
+        "/api/v1/chats/{chat_id}/messages/{seq}/report/": {
+            "post": (CLASS_STUDENTS, {**STUDENTS_CHAT, "seq": "seq"}, {"reason": "спам"})
+        },
+        "/api/v1/chats/{chat_id}/messages/{seq}/history/": {
+            "get": (CLASS_STUDENTS, {**STUDENTS_CHAT, "seq": "seq"}, {})
+        },
+        "/api/v1/chats/{chat_id}/messages/{seq}/reactions/": {
+            "post": (CLASS_STUDENTS, {**STUDENTS_CHAT, "seq": "seq"}, {"emoji": "👍"})
+        },
+        "/api/v1/chats/{chat_id}/members/": {"post": (TEACHER, {"chat_id": "group_chat"}, {})},
+        "/api/v1/chats/{chat_id}/members/{user_id}/": {
+            # A moderator removes; the parent may remove themselves (leave).
+            "delete": ({"teacher", "parent"}, {"chat_id": "group_chat", "user_id": "parent"}, {})
+        },
+        "/api/v1/chats/{chat_id}/members/{user_id}/mute/": {
+            "post": (TEACHER, {**PARENTS_CHAT, "user_id": "parent"}, {"minutes": 5})
+        },
+        "/api/v1/chats/{chat_id}/pins/": {
+            "get": (CLASS_STUDENTS, STUDENTS_CHAT, {}),
+            "post": (TEACHER, STUDENTS_CHAT, {"seq": 1}),
+        },
+        "/api/v1/chats/{chat_id}/pins/{seq}/": {"delete": (TEACHER, {**STUDENTS_CHAT, "seq": "seq"}, {})},
+        "/api/v1/chats/{chat_id}/polls/": {
+            "post": (TEACHER, STUDENTS_CHAT, {"question": "Кто придёт?", "options": ["Да", "Нет"]})
+        },
+        "/api/v1/chats/{chat_id}/polls/{poll_id}/": {"get": (CLASS_STUDENTS, {**STUDENTS_CHAT, "poll_id": "poll"}, {})},
+        "/api/v1/chats/{chat_id}/polls/{poll_id}/votes/": {
+            "post": (CLASS_STUDENTS, {**STUDENTS_CHAT, "poll_id": "poll"}, {"option_ids": []})
+        },
+        "/api/v1/chats/{chat_id}/polls/{poll_id}/close/": {"post": (TEACHER, {**STUDENTS_CHAT, "poll_id": "poll"}, {})},
+        "/api/v1/chats/{chat_id}/attachments/": {"post": (CLASS_STUDENTS, STUDENTS_CHAT, {})},
+        "/api/v1/search/messages/": {"get": (SIGNED_IN, {}, {"q": "контрольная"})},
+        "/api/v1/me/office-hours/": {
+            "get": (SIGNED_IN, {}, {}),
+            "put": (STAFF_WITH_A_ROLE, {}, {"starts_at": "09:00", "ends_at": "17:00", "weekdays": [1, 2, 3, 4, 5]}),
+            "delete": (SIGNED_IN, {}, {}),
+        },
+        "/api/v1/channels/": {"get": (SIGNED_IN, {}, {}), "post": (SIGNED_IN, {}, {"title": "Канал"})},
+        "/api/v1/channels/{chat_id}/": {"get": (SCHOOL_A_MEMBERS, CHANNEL, {})},
+        "/api/v1/channels/{chat_id}/subscription/": {
+            "post": (SCHOOL_A_MEMBERS, CHANNEL, {}),
+            "delete": (SCHOOL_A_MEMBERS, CHANNEL, {}),
+        },
+        "/api/v1/channels/{chat_id}/editors/": {"post": ({"administrator"}, CHANNEL, {})},
+        "/api/v1/channels/{chat_id}/posts/": {
+            "get": (SCHOOL_A_MEMBERS, CHANNEL, {}),
+            "post": ({"teacher", "administrator"}, CHANNEL, {"body": "Объявление"}),
+        },
+        "/api/v1/channels/{chat_id}/posts/{seq}/acknowledge/": {"post": (SCHOOL_A_MEMBERS, CHANNEL_POST, {})},
+        "/api/v1/channels/{chat_id}/posts/{seq}/stats/": {"get": ({"teacher", "administrator"}, CHANNEL_POST, {})},
+        "/api/v1/channels/{chat_id}/posts/{seq}/private-reply/": {
+            "post": (SCHOOL_A_MEMBERS, CHANNEL_POST, {"body": "Вопрос"})
+        },
+    }
+)
+
 
 class World:
     def __init__(self) -> None:
@@ -92,8 +183,42 @@ class World:
             "school": self.school.pk,
             "group": group.pk,
             "student": self.users["student"].pk,
+            "parent": self.users["parent"].pk,
             "teacher_membership": self.users["teacher"].memberships.get().pk,
         }
+        self._chats()
+
+    def _chats(self) -> None:
+        """The class chats of 7Б (the teacher moderates both), a message and a
+        pinned poll in the students' chat, and the school's channel with a
+        post to acknowledge."""
+        teacher, administrator = self.users["teacher"], self.users["administrator"]
+        chats_sync(organisation_ids=[self.school.pk, self.other_school.pk])
+        students_chat = Chat.objects.get(study_group=self.group, kind=ChatKind.CLASS_STUDENTS)
+        parents_chat = Chat.objects.get(study_group=self.group, kind=ChatKind.CLASS_PARENTS)
+        message, _created = message_send(user=teacher, chat_id=students_chat.pk, body="Контрольная в пятницу")
+        message_send(user=teacher, chat_id=parents_chat.pk, body="Собрание в четверг")
+        content.pin_add(user=teacher, chat_id=students_chat.pk, seq=message.seq)
+        poll, _created = content.poll_create(
+            user=teacher, chat_id=students_chat.pk, question="Когда экскурсия?", options=["Суббота", "Воскресенье"]
+        )
+        group_chat = group_chat_create(user=teacher, title="Родительский комитет", member_ids=[self.users["parent"].pk])
+        channel = channels.channel_create(actor=administrator, organisation=self.school, title="Школа А")
+        channels.channel_editor_add(actor=administrator, chat_id=channel.pk, user_id=teacher.pk)
+        post, _created = channels.channel_post(
+            user=teacher, chat_id=channel.pk, body="Прочтите", requires_acknowledgement=True
+        )
+        self.values.update(
+            {
+                "students_chat": students_chat.pk,
+                "parents_chat": parents_chat.pk,
+                "group_chat": group_chat.pk,
+                "seq": message.seq,
+                "poll": poll.pk,
+                "channel": channel.pk,
+                "channel_post": post.seq,
+            }
+        )
 
     def client(self, role: str) -> Client:
         client = APIClient()

@@ -151,6 +151,7 @@ CELERY_IMPORTS = ["chats.tasks_channels"]
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "login-codes-purge": {"task": "accounts.tasks.login_codes_purge", "schedule": 3600.0},
     "scheduled-messages-deliver": {"task": "chats.tasks.scheduled_messages_deliver", "schedule": 60.0},
+    "chat-attachments-purge": {"task": "chats.tasks.attachments_unbound_purge", "schedule": 3600.0},
     "channel-escalations-run": {"task": "chats.tasks_channels.channel_escalations_run", "schedule": 60.0},
     "channel-subscriptions-resync": {
         "task": "chats.tasks_channels.channel_subscriptions_resync",
@@ -208,6 +209,13 @@ LOGIN_CODE_RESEND_SECONDS = 60
 LOGIN_CODE_DAILY_LIMIT = 5
 LOGIN_IP_CODE_RATE = os.environ.get("LOGIN_IP_CODE_RATE", "30/hour")
 LOGIN_IP_TOKEN_RATE = os.environ.get("LOGIN_IP_TOKEN_RATE", "60/hour")
+
+# --- Chats.
+CHAT_SEND_RATE = os.environ.get("CHAT_SEND_RATE", "30/minute")
+CHAT_ACTION_RATE = os.environ.get("CHAT_ACTION_RATE", "120/minute")
+CHAT_SEARCH_RATE = os.environ.get("CHAT_SEARCH_RATE", "30/minute")
+CHAT_ATTACHMENT_MAX_BYTES = int(os.environ.get("CHAT_ATTACHMENT_MAX_BYTES", str(20 * 1024 * 1024)))
+CHAT_ATTACHMENT_UPLOAD_RATE = os.environ.get("CHAT_ATTACHMENT_UPLOAD_RATE", "60/hour")
 
 # --- TURN / ICE (used by lessons; documented now so deployments can set them).
 TURN_URLS = env_list("TURN_URLS", "")
