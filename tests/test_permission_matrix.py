@@ -12,7 +12,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from chats.models import Chat, ChatKind
+from chats.models import Chat, ChatKind, Message
 from chats.services import channels, content
 from chats.services.chats import group_chat_create
 from chats.services.messages import message_send
@@ -197,6 +197,7 @@ class World:
         students_chat = Chat.objects.get(study_group=self.group, kind=ChatKind.CLASS_STUDENTS)
         parents_chat = Chat.objects.get(study_group=self.group, kind=ChatKind.CLASS_PARENTS)
         message, _created = message_send(user=teacher, chat_id=students_chat.pk, body="Контрольная в пятницу")
+        assert isinstance(message, Message)
         message_send(user=teacher, chat_id=parents_chat.pk, body="Собрание в четверг")
         content.pin_add(user=teacher, chat_id=students_chat.pk, seq=message.seq)
         poll, _created = content.poll_create(

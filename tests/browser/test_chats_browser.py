@@ -36,10 +36,11 @@ def open_live(context, url: str, problems: list[str] | None = None):
     page = context.new_page()
     if problems is not None:
         # Script errors and CSP refusals show up here.
-        page.on(
-            "console",
-            lambda message: message.type == "error" and problems.append(message.text + " " + message.location["url"]),
-        )
+        def on_console(message) -> None:
+            if message.type == "error":
+                problems.append(message.text + " " + message.location["url"])
+
+        page.on("console", on_console)
         page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(url)
     page.wait_for_selector("body[data-socket=open]", timeout=TIMEOUT_MS)
