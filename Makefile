@@ -39,6 +39,7 @@ lint: $(STAMP)
 	$(BIN)/mypy .
 
 migrations-check: $(STAMP)
+	mkdir -p var
 	DJANGO_SETTINGS_MODULE=portal.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 
 messages: $(STAMP)

@@ -37,11 +37,12 @@ from tests.live import free_port
 
 CHAOS_MESSAGES = int(os.environ.get("BENCH_CHATS_CHAOS_MESSAGES", "10000"))
 CHAOS_CHATS = 20
+CHAOS_PROCESSES = int(os.environ.get("BENCH_CHATS_CHAOS_PROCESSES", "2"))
 CHAOS_MEMBERS = int(os.environ.get("BENCH_CHATS_CHAOS_MEMBERS", "5"))
-ACK_WINDOW = 8  # messages per chat awaiting their ack
+MEMBER_WINDOW = 2  # messages per member awaiting their ack
 LAG = 30  # messages per chat sent but not yet seen by any member
-DISCONNECTS_PER_SECOND = 3.0
-LONG_DISCONNECT_SHARE = 0.1
+DISCONNECTS_PER_SECOND = 1.5
+SLEEPER_CHATS = 4  # chats with a member away for most of the run
 REDIS_DOWN_SECONDS = 2.0
 ACK_TIMEOUT = 10.0
 SYNC_TIMEOUT = 20.0
@@ -129,6 +130,8 @@ class Member:
     connected: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # a gap or a reconnection
     connection_max: int = 0
+    highest: int = 0  # the newest seq it has (a gap when above contiguous)
+    needs_sync: bool = False  # reconnected, not caught up yet
     syncing: bool = False
     coming_back: asyncio.Task[None] | None = None
 
@@ -141,7 +144,10 @@ class ChaosDelivery(Delivery):
         self.members: dict[int, Member] = {}  # user -> member
         self.union: dict[int, set[int]] = {}  # chat -> seqs some member has
         self.progress_any: dict[int, asyncio.Event] = {}
-        self.live = self.synced = self.rest = 0
+        self.via = {"live": 0, "sync": 0, "rest": 0}
+        # Before Redis is killed, while it is down, after it is back.
+        self.phase = "before"
+        self.phase_via = {phase: {"live": 0, "sync": 0, "rest": 0} for phase in ("before", "down", "after")}
         self.transport_duplicates = 0
         self.live_out_of_order = 0
 
@@ -150,23 +156,23 @@ class ChaosDelivery(Delivery):
         chat_id, seq = message["chat"], message["seq"]
         if chat_id != member.chat_id:
             return
-        if live and not member.syncing:
+        # A catch-up frame carries the message's content ("reactions", as
+        # the REST history does); a live one is the bare message.
+        origin = "rest" if not live else "sync" if "reactions" in message else "live"
+        if origin == "live":
             if seq < member.connection_max:
                 self.live_out_of_order += 1
             member.connection_max = max(member.connection_max, seq)
         if seq in member.have:
             self.transport_duplicates += 1
             return
-        if not live:
-            self.rest += 1
-        elif member.syncing:
-            self.synced += 1
-        else:
-            self.live += 1
+        self.via[origin] += 1
+        self.phase_via[self.phase][origin] += 1
         member.have[seq] = message.get("client_id")
+        member.highest = max(member.highest, seq)
         while member.contiguous + 1 in member.have:
             member.contiguous += 1
-        if seq > member.contiguous:
+        if member.highest > member.contiguous:
             member.wake.set()  # a gap: catch up
         union = self.union.setdefault(chat_id, set())
         if seq not in union:
@@ -176,8 +182,8 @@ class ChaosDelivery(Delivery):
                 event.set()
 
 
-def history_page(port: int, token: str, chat_id: int, after: int) -> dict[str, Any]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+def history_page(host: str, token: str, chat_id: int, after: int) -> dict[str, Any]:
+    connection = http.client.HTTPConnection(host, timeout=30)
     try:
         connection.request(
             "GET",
@@ -195,16 +201,18 @@ def history_page(port: int, token: str, chat_id: int, after: int) -> dict[str, A
 
 
 class Chaos:
-    def __init__(self, daphne: Daphne, world: list[dict[str, Any]], tag: str, redis: RedisControl) -> None:
-        url = daphne.url
-        self.port, self.pid, self.tag, self.redis = daphne.port, daphne.process.pid, tag, redis
+    def __init__(self, daphnes: list[Daphne], world: list[dict[str, Any]], tag: str, redis: RedisControl) -> None:
+        self.pids = [daphne.process.pid for daphne in daphnes]
+        self.tag, self.redis = tag, redis
         self.random = random.Random(20261128)
         self.delivery = ChaosDelivery()
         self.members_of: dict[int, list[Member]] = {}
         self.start_seq: dict[int, int] = {}
         for chat in world[:CHAOS_CHATS]:
             members = self.members_of[chat["id"]] = []
-            for account in chat["members"][:CHAOS_MEMBERS]:
+            for number, account in enumerate(chat["members"][:CHAOS_MEMBERS]):
+                # The members of a chat are spread over the server processes.
+                url = daphnes[(number + len(self.members_of)) % len(daphnes)].url
                 client = Client(self.delivery, Account(account["user"], account["token"], (chat["id"],)), url)
                 member = Member(client=client, chat_id=chat["id"])
                 members.append(member)
@@ -214,7 +222,7 @@ class Chaos:
         self.acked: dict[int, dict[int, str]] = {chat_id: {} for chat_id in self.members_of}  # chat -> seq -> client_id
         self.ack_seq: dict[str, int] = {}
         self.conflicting_acks = 0
-        self.sent: dict[int, int] = dict.fromkeys(self.members_of, 0)
+        self.sent: dict[int, int] = dict.fromkeys(self.members_of, 0)  # sends started
         self.resends = 0
         self.unanswered = 0
         self.refusals: dict[str, int] = {}
@@ -225,6 +233,7 @@ class Chaos:
         self.redis_back_at: float | None = None
         self.running = True
         self.catching_up: list[asyncio.Task[None]] = []
+        self.sleepers: list[Member] = []
 
     # --- Members --------------------------------------------------------------------------------------------
 
@@ -241,6 +250,7 @@ class Chaos:
                 attempt += 1
                 await asyncio.sleep(min(5.0, 0.1 * 2**attempt) * self.random.uniform(0.5, 1.5))
         member.connection_max = 0
+        member.needs_sync = True
         member.connected.set()
         member.wake.set()
 
@@ -252,9 +262,13 @@ class Chaos:
             await asyncio.sleep(0.05)  # let a burst of frames land first
             member.wake.clear()
             await member.connected.wait()
+            if not member.needs_sync and member.highest <= member.contiguous:
+                continue  # the gap was filled meanwhile
             try:
+                member.needs_sync = False
                 await self.sync(member)
             except (ConnectionError, TimeoutError, RuntimeError, OSError):
+                member.needs_sync = True
                 member.wake.set()
                 await asyncio.sleep(0.5)
 
@@ -286,7 +300,7 @@ class Chaos:
         """Page the REST history from the last contiguous seq to last_seq."""
         while member.contiguous < last_seq:
             page = await asyncio.to_thread(
-                history_page, self.port, member.client.account.token, member.chat_id, member.contiguous
+                history_page, member.client.host, member.client.account.token, member.chat_id, member.contiguous
             )
             self.rest_pages += 1
             now = time.perf_counter()
@@ -306,22 +320,20 @@ class Chaos:
     async def disconnector(self) -> None:
         while self.running:
             await asyncio.sleep(self.random.expovariate(DISCONNECTS_PER_SECOND))
-            candidates = [member for member in self.members if member.connected.is_set()]
+            candidates = [
+                member for member in self.members if member.connected.is_set() and member not in self.sleepers
+            ]
             if not candidates or not self.running:
                 continue
             member = self.random.choice(candidates)
-            away = (
-                self.random.uniform(10, 30)
-                if self.random.random() < LONG_DISCONNECT_SHARE
-                else self.random.uniform(0.2, 2.0)
-            )
-            member.coming_back = asyncio.create_task(self.drop(member, away))
+            member.coming_back = asyncio.create_task(self.drop(member, self.random.uniform(0.2, 2.0)))
 
     # --- Senders --------------------------------------------------------------------------------------------
 
-    async def send_one(self, chat_id: int, number: int) -> None:
-        members = self.members_of[chat_id]
-        member = members[number % len(members)]
+    async def send_one(self, member: Member, number: int) -> None:
+        """Send one message, resending it with the same client_id until it
+        is acknowledged (after a reconnection if need be)."""
+        chat_id = member.chat_id
         client_id = f"{self.tag}-{chat_id}-{number}"
         body = f"{BODY} №{number}"
         attempt = 0
@@ -345,34 +357,49 @@ class Chaos:
             self.resends += 1
             await asyncio.sleep(min(0.1 * attempt, 1.0))
 
-    async def chat_sender(self, chat_id: int, count: int) -> None:
-        window = asyncio.Semaphore(ACK_WINDOW)
+    async def member_sender(self, member: Member, numbers: list[int]) -> None:
+        """A member sends its share of its chat's messages, MEMBER_WINDOW at
+        a time; a member who is away holds up only its own messages."""
+        chat_id = member.chat_id
+        window = asyncio.Semaphore(MEMBER_WINDOW)
         progress = self.delivery.progress_any[chat_id]
         tasks = []
-        for number in range(count):
-            # Pace by what members see, so that no backlog builds up in the
-            # server; a Redis outage only slows the pace (1 s timeout).
-            while number - len(self.delivery.union.get(chat_id, ())) > LAG:
+        for number in numbers:
+            # Pace by what the chat's members see, so that no backlog builds
+            # up in the servers; a Redis outage only slows the pace.
+            while self.sent[chat_id] - len(self.delivery.union.get(chat_id, ())) > LAG:
                 progress.clear()
                 try:
                     await asyncio.wait_for(progress.wait(), 1.0)
                 except TimeoutError:
                     break
             await window.acquire()
-            task = asyncio.create_task(self.send_one(chat_id, number))
+            self.sent[chat_id] += 1
+            task = asyncio.create_task(self.send_one(member, number))
             task.add_done_callback(lambda _task: window.release())
             tasks.append(task)
-            self.sent[chat_id] += 1
         await asyncio.gather(*tasks)
+
+    async def sleeper(self, member: Member, total: int) -> None:
+        """A member away for most of the run: more than a "sync" can bring
+        back is missed, so its catch-up goes through "resync" and REST."""
+        member.connected.clear()
+        member.client.abort()
+        self.disconnects += 1
+        while self.running and sum(len(acked) for acked in self.acked.values()) < total * 0.8:
+            await asyncio.sleep(0.1)
+        await self.connect(member)
 
     async def redis_chaos(self, total: int) -> None:
         while sum(len(acked) for acked in self.acked.values()) < total * 0.3:
             await asyncio.sleep(0.05)
         self.redis_killed_at = time.perf_counter()
+        self.delivery.phase = "down"
         await asyncio.to_thread(self.redis.kill)
         await asyncio.sleep(REDIS_DOWN_SECONDS)
         await asyncio.to_thread(self.redis.restart)
         self.redis_back_at = time.perf_counter()
+        self.delivery.phase = "after"
 
     # --- The run --------------------------------------------------------------------------------------------
 
@@ -390,14 +417,22 @@ class Chaos:
         per_chat = [CHAOS_MESSAGES // len(self.members_of)] * len(self.members_of)
         for index in range(CHAOS_MESSAGES - sum(per_chat)):
             per_chat[index] += 1
-        started, cpu_started = time.perf_counter(), cpu_seconds(self.pid)
+        senders = []
+        for index, (chat_id, count) in enumerate(zip(self.members_of, per_chat, strict=True)):
+            members = self.members_of[chat_id]
+            if index < SLEEPER_CHATS and len(members) > 2:
+                self.sleepers.append(members[-1])
+                members = members[:-1]
+            for offset, member in enumerate(members):
+                senders.append(self.member_sender(member, list(range(offset, count, len(members)))))
+        started, cpu_started = time.perf_counter(), sum(cpu_seconds(pid) for pid in self.pids)
+        for member in self.sleepers:
+            member.coming_back = asyncio.create_task(self.sleeper(member, CHAOS_MESSAGES))
         disconnector = asyncio.create_task(self.disconnector())
         redis_chaos = asyncio.create_task(self.redis_chaos(CHAOS_MESSAGES))
-        await asyncio.gather(
-            *(self.chat_sender(chat_id, count) for chat_id, count in zip(self.members_of, per_chat, strict=True))
-        )
+        await asyncio.gather(*senders)
         sending_seconds = time.perf_counter() - started
-        self.server_cpu = cpu_seconds(self.pid) - cpu_started
+        self.server_cpu = sum(cpu_seconds(pid) for pid in self.pids) - cpu_started
         self.running = False
         disconnector.cancel()
         await asyncio.gather(redis_chaos, return_exceptions=True)
@@ -463,9 +498,8 @@ class Chaos:
             "syncs": self.syncs,
             "resyncs": self.resyncs,
             "rest_pages": self.rest_pages,
-            "via_live": delivery.live,
-            "via_sync": delivery.synced,
-            "via_rest": delivery.rest,
+            "via": delivery.via,
+            "phase_via": delivery.phase_via,
             "transport_duplicates": delivery.transport_duplicates,
             "live_out_of_order": delivery.live_out_of_order,
             "final_sync_failures": final_failures,
@@ -473,28 +507,32 @@ class Chaos:
 
 
 def run(services: Services, world: list[dict[str, Any]], tag: str, environment: dict[str, str]) -> dict[str, Any]:
-    """The chaos run on a daphne of its own; prints its counts."""
+    """The chaos run on daphne processes of its own; prints its counts."""
     redis = RedisControl(services, environment)
+    daphnes: list[Daphne] = []
     try:
-        daphne = Daphne(redis.environment, free_port())
-        try:
-            outcome = asyncio.run(Chaos(daphne, world, tag, redis).run())
-        finally:
-            daphne.stop()
+        for _number in range(CHAOS_PROCESSES):
+            daphnes.append(Daphne(redis.environment, free_port()))
+        outcome = asyncio.run(Chaos(daphnes, world, tag, redis).run())
     finally:
+        for daphne in daphnes:
+            daphne.stop()
         redis.close()
     print(
         f"  chaos: {outcome['acknowledged']} of {CHAOS_MESSAGES} messages acknowledged"
         f" in {outcome['sending_seconds']:.1f} s"
-        f" into {outcome['chats']} chats × {outcome['members'] // max(1, outcome['chats'])} members;"
+        f" into {outcome['chats']} chats × {outcome['members'] // max(1, outcome['chats'])} members"
+        f" on {CHAOS_PROCESSES} daphne processes ({outcome['server_cpu_seconds']:.0f} s of their CPU);"
         f" Redis ({outcome['redis']}) down {outcome['redis_down_seconds'] or 0:.1f} s;"
         f" {outcome['disconnects']} client disconnects ({outcome['reconnect_failures']} failed reconnects),"
         f" {outcome['resends']} resends ({outcome['unanswered']} unanswered), refusals {outcome['refusals'] or {}}",
         flush=True,
     )
     print(
-        f"  chaos: delivered live {outcome['via_live']}, by sync {outcome['via_sync']} ({outcome['syncs']} syncs),"
-        f" by REST {outcome['via_rest']} ({outcome['resyncs']} resyncs, {outcome['rest_pages']} pages);"
+        f"  chaos: delivered live {outcome['via']['live']},"
+        f" by sync {outcome['via']['sync']} ({outcome['syncs']} syncs),"
+        f" by REST {outcome['via']['rest']} ({outcome['resyncs']} resyncs, {outcome['rest_pages']} pages);"
+        f" before/while/after Redis down: {outcome['phase_via']};"
         f" transport duplicates dropped {outcome['transport_duplicates']}, live out of order"
         f" {outcome['live_out_of_order']}; LOST {outcome['lost']}, DUPLICATED {outcome['duplicates']}"
         f" (conflicting acks {outcome['conflicting_acks']}, final sync failures {outcome['final_sync_failures']})",

@@ -889,7 +889,7 @@ SOCKET_ACTIONS = {
     "typing": {"type": "typing", "chat": "CHAT"},
     "react": {"type": "react", "chat": "CHAT", "seq": 1, "emoji": "👍"},
     "edit": {"type": "edit", "chat": "CHAT", "seq": 1, "body": "Исправлено"},
-    "delete": {"type": "delete", "chat": "CHAT", "seq": 2},
+    "delete": {"type": "delete", "chat": "CHAT", "seq": "OWN_SEQ"},
 }
 MEMBER_ACTIONS = dict.fromkeys(SOCKET_ACTIONS, "ok")
 OUTSIDER = dict.fromkeys(SOCKET_ACTIONS, "not_found")
@@ -928,11 +928,13 @@ def socket_world(audience: str) -> tuple[Any, Chat]:
     message_send(user=world.users["teacher"], chat_id=chat.pk, body="Задание на завтра")
     author = world.users["student" if audience == "students" else "parent"]
     message_send(user=author, chat_id=chat.pk, body="Спасибо")
+    chat.refresh_from_db()  # last_seq: the member's own "Спасибо"
     return world, chat
 
 
 def frame_for(action: str, chat: Chat) -> str:
     text = json.dumps(SOCKET_ACTIONS[action])
+    text = text.replace('"OWN_SEQ"', str(chat.last_seq))
     return text.replace('"CHAT":', f'"{chat.pk}":').replace('"CHAT"', str(chat.pk))
 
 
@@ -972,10 +974,10 @@ async def test_socket_permission_matrix(audience, role):
 
     assert outcomes == SOCKET_MATRIX[audience][role]
     if role not in ("student", "parent", "teacher"):
-        # Nothing stored by the refusals: only the two set-up messages.
-        assert [row for row in messages_before if row[0] == chat.pk] == [
-            (chat.pk, 1, "Задание на завтра"),
-            (chat.pk, 2, "Спасибо"),
+        # Nothing stored by the refusals: the chat ends with the two set-up messages still.
+        assert [body for chat_id, _seq, body in messages_before if chat_id == chat.pk][-2:] == [
+            "Задание на завтра",
+            "Спасибо",
         ]
         assert await stored() == messages_before
 
