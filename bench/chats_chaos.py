@@ -1,18 +1,23 @@
 """The chaos run of the chats benchmark (chats.chaos_lost).
 
 BENCH_CHATS_CHAOS_MESSAGES (10,000) messages are sent into CHAOS_CHATS class
-chats, each message by one of the chat's members in turn, each retried with
-the same client_id until acknowledged (idempotent resend). Meanwhile:
+chats of BENCH_CHATS_CHAOS_MEMBERS (5) connected members, spread over
+BENCH_CHATS_CHAOS_PROCESSES (2) daphne processes that share the Redis (so
+messages also cross processes). In each chat CHAOS_SENDERS members send in
+turn, each message retried with the same client_id until acknowledged
+(idempotent resend). Meanwhile:
 
 - Redis is killed (SIGKILL) once 30 % of the messages are acknowledged and
   restarted REDIS_DOWN_SECONDS later — the embedded redis-server on its own
   unix socket in the default set-up; with REDIS_URL (a shared Redis that
   must not be killed) a private redis-server on a free port serves this run;
-- clients drop their connection at random (no closing handshake) and come
-  back after 0.2–2 s (one in ten after 10–30 s), then catch up as a client
-  does: a "sync" frame from their last contiguous seq, and the REST history
+- clients drop their connection at random (no closing handshake, about
+  DISCONNECTS_PER_SECOND) and come back after 0.2–2 s with back-off, then
+  catch up as docs/protocol.md says: "sync" from their last contiguous seq
+  after a reconnection or a gap in the live stream, and the REST history
   (GET /api/v1/chats/<id>/messages/?after=) when the server answers
-  "resync"; a gap seen in the live stream triggers a "sync" too.
+  "resync"; in SLEEPER_CHATS chats one member is away from the start until
+  80 % are acknowledged, more than a "sync" brings back.
 
 Each member keeps what the application would show: messages by seq,
 de-duplicated by seq. After a final catch-up of every member, the figure is
@@ -39,8 +44,9 @@ CHAOS_MESSAGES = int(os.environ.get("BENCH_CHATS_CHAOS_MESSAGES", "10000"))
 CHAOS_CHATS = 20
 CHAOS_PROCESSES = int(os.environ.get("BENCH_CHATS_CHAOS_PROCESSES", "2"))
 CHAOS_MEMBERS = int(os.environ.get("BENCH_CHATS_CHAOS_MEMBERS", "5"))
+CHAOS_SENDERS = 2  # members of a chat who send; the others read
 MEMBER_WINDOW = 2  # messages per member awaiting their ack
-LAG = 30  # messages per chat sent but not yet seen by any member
+LAG = 5  # messages per chat sent but not yet seen by any member
 DISCONNECTS_PER_SECOND = 1.5
 SLEEPER_CHATS = 4  # chats with a member away for most of the run
 REDIS_DOWN_SECONDS = 2.0
@@ -132,6 +138,8 @@ class Member:
     connection_max: int = 0
     highest: int = 0  # the newest seq it has (a gap when above contiguous)
     needs_sync: bool = False  # reconnected, not caught up yet
+    connections: int = 0
+    live_after_redis: int = 0  # live messages received once Redis was back
     syncing: bool = False
     coming_back: asyncio.Task[None] | None = None
 
@@ -168,6 +176,8 @@ class ChaosDelivery(Delivery):
             return
         self.via[origin] += 1
         self.phase_via[self.phase][origin] += 1
+        if origin == "live" and self.phase == "after":
+            member.live_after_redis += 1
         member.have[seq] = message.get("client_id")
         member.highest = max(member.highest, seq)
         while member.contiguous + 1 in member.have:
@@ -234,6 +244,7 @@ class Chaos:
         self.running = True
         self.catching_up: list[asyncio.Task[None]] = []
         self.sleepers: list[Member] = []
+        self.connections_at_kill: dict[int, int] = {}
 
     # --- Members --------------------------------------------------------------------------------------------
 
@@ -250,6 +261,7 @@ class Chaos:
                 attempt += 1
                 await asyncio.sleep(min(5.0, 0.1 * 2**attempt) * self.random.uniform(0.5, 1.5))
         member.connection_max = 0
+        member.connections += 1
         member.needs_sync = True
         member.connected.set()
         member.wake.set()
@@ -394,6 +406,7 @@ class Chaos:
         while sum(len(acked) for acked in self.acked.values()) < total * 0.3:
             await asyncio.sleep(0.05)
         self.redis_killed_at = time.perf_counter()
+        self.connections_at_kill = {id(member): member.connections for member in self.members}
         self.delivery.phase = "down"
         await asyncio.to_thread(self.redis.kill)
         await asyncio.sleep(REDIS_DOWN_SECONDS)
@@ -420,11 +433,14 @@ class Chaos:
         senders = []
         for index, (chat_id, count) in enumerate(zip(self.members_of, per_chat, strict=True)):
             members = self.members_of[chat_id]
-            if index < SLEEPER_CHATS and len(members) > 2:
+            if index < SLEEPER_CHATS and len(members) > CHAOS_SENDERS:
                 self.sleepers.append(members[-1])
-                members = members[:-1]
-            for offset, member in enumerate(members):
-                senders.append(self.member_sender(member, list(range(offset, count, len(members)))))
+            # A few members send, the others read: a socket's frames and
+            # events are handled one at a time, so a socket that always has a
+            # "send" on its way hears the others late.
+            chat_senders = members[:CHAOS_SENDERS]
+            for offset, member in enumerate(chat_senders):
+                senders.append(self.member_sender(member, list(range(offset, count, len(chat_senders)))))
         started, cpu_started = time.perf_counter(), sum(cpu_seconds(pid) for pid in self.pids)
         for member in self.sleepers:
             member.coming_back = asyncio.create_task(self.sleeper(member, CHAOS_MESSAGES))
@@ -432,6 +448,14 @@ class Chaos:
         redis_chaos = asyncio.create_task(self.redis_chaos(CHAOS_MESSAGES))
         await asyncio.gather(*senders)
         sending_seconds = time.perf_counter() - started
+        # Sockets open across the Redis restart that heard nothing live after it.
+        self.deaf = sum(
+            1
+            for member in self.members
+            if self.connections_at_kill.get(id(member)) == member.connections
+            and member.connected.is_set()
+            and member.live_after_redis == 0
+        )
         self.server_cpu = sum(cpu_seconds(pid) for pid in self.pids) - cpu_started
         self.running = False
         disconnector.cancel()
@@ -503,6 +527,7 @@ class Chaos:
             "transport_duplicates": delivery.transport_duplicates,
             "live_out_of_order": delivery.live_out_of_order,
             "final_sync_failures": final_failures,
+            "deaf_after_redis": self.deaf,
         }
 
 
@@ -535,7 +560,8 @@ def run(services: Services, world: list[dict[str, Any]], tag: str, environment: 
         f" before/while/after Redis down: {outcome['phase_via']};"
         f" transport duplicates dropped {outcome['transport_duplicates']}, live out of order"
         f" {outcome['live_out_of_order']}; LOST {outcome['lost']}, DUPLICATED {outcome['duplicates']}"
-        f" (conflicting acks {outcome['conflicting_acks']}, final sync failures {outcome['final_sync_failures']})",
+        f" (conflicting acks {outcome['conflicting_acks']}, final sync failures {outcome['final_sync_failures']});"
+        f" sockets open across the Redis restart that heard nothing live after it: {outcome['deaf_after_redis']}",
         flush=True,
     )
     return outcome

@@ -361,9 +361,13 @@ def test_parallel_right_codes_sign_in_once():
     results = run_in_threads(10, lambda index: login_code_verify(phone=phone, code="123456", ip=None))
 
     users = [result for result in results if isinstance(result, User)]
-    errors = sorted(result.code for result in results if isinstance(result, ApplicationError))
+    errors = [result.code for result in results if isinstance(result, ApplicationError)]
     assert len(users) == 1
-    assert errors == ["code_invalid"] * 9
+    # The losers are told to request a new code: "used" when they saw the
+    # winner's mark, "burned" when the five evaluation slots were taken by
+    # parallel right codes still in flight (on PostgreSQL, truly parallel).
+    assert len(errors) == 9
+    assert set(errors) <= {"code_invalid", "code_burned"}
     assert User.objects.count() == 1
     assert LoginCode.objects.get().attempts == 0
 
