@@ -13,8 +13,8 @@ run: a minimal `websockets` server broadcasting through raw Redis pub/sub
   is killed and restarted and clients drop and reconnect (bench/chats_chaos.py):
   messages lost + duplicated after catch-up.
 
-The load generator and the servers share the machine (2 cores): the client
-takes one, the server the other."""
+The load generator (one asyncio loop in this process) and the servers share
+the machine's cores; the output says so, with the load average."""
 
 import asyncio
 import json
@@ -274,7 +274,7 @@ def _fanout_line(name: str, figures: dict[str, Any]) -> str:
         f" expected; lost {fanout['lost']}, duplicated {fanout['duplicates']}, out of order {fanout['out_of_order']},"
         f" sockets closed {fanout['closed']}; last receipt p50 {percentile(latencies, 0.5):.1f} ms,"
         f" p99 {percentile(latencies, 0.99):.1f} ms, max {max(latencies, default=float('nan')):.1f} ms"
-        f" (connect {fanout['connect_seconds']:.1f} s)"
+        f" (connect {fanout['connect_seconds']:.1f} s)" + (f"; errors: {fanout['errors']}" if fanout["errors"] else "")
     )
 
 
