@@ -45,7 +45,7 @@ CHATS = 20
 MEMBERS = 30
 SECONDS = int(os.environ.get("BENCH_CHATS_SECONDS", "60"))
 THROUGHPUT_SECONDS = float(os.environ.get("BENCH_CHATS_THROUGHPUT_SECONDS", "15"))
-THROUGHPUT_WINDOW = 16  # messages per chat on their way (sent, not yet received by every member)
+THROUGHPUT_WINDOW = 8  # messages per chat on their way (sent, not yet received by every member)
 IDLE = int(os.environ.get("BENCH_CHATS_IDLE", "2000"))
 BODY = "Завтра контрольная по алгебре, повторите параграфы 12–14 и возьмите калькуляторы. Спасибо!"
 
