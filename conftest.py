@@ -36,6 +36,41 @@ def _clean_cache() -> Iterator[None]:
     yield
 
 
+class PrivateRedis:
+    """A Redis server of one test alone, to stop and start again."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+        self.processes: list = []
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return "unix://" + self.socket_path + "?db=0"
+
+    def start(self) -> None:
+        process = embedded_redis.start(self.socket_path)
+        assert process is not None
+        self.processes.append(process)
+
+    def stop(self) -> None:
+        process = self.processes[-1]
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def private_redis(tmp_path, settings) -> Iterator[PrivateRedis]:
+    """A Redis of this test alone as settings.REDIS_URL (the real-time Hub and
+    publishers use it; the cache keeps the suite's Redis)."""
+    server = PrivateRedis(str(tmp_path / "redis.sock"))
+    settings.REDIS_URL = server.url
+    yield server
+    for process in server.processes:
+        process.kill()
+        process.wait()
+
+
 @pytest.fixture
 def sms_outbox(tmp_path, settings):
     """The file SMS backend writing to a fresh outbox; returns its path."""

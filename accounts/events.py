@@ -1,4 +1,4 @@
-"""Channel layer group names and event payloads of the accounts app."""
+"""Real-time topic names and event payloads of the accounts app (common.realtime)."""
 
 from typing import Any
 
@@ -6,10 +6,10 @@ SESSION_REVOKED = "session.revoked"
 
 
 def user_group_name(user_id: int) -> str:
-    """The group every open WebSocket of one user joins ("user.42")."""
+    """The topic every open WebSocket of one user listens to ("user.42")."""
     return "user." + str(int(user_id))
 
 
 def session_revoked_event() -> dict[str, Any]:
-    """Sent to the user's group when their sessions end: consumers close."""
+    """Sent to the user's topic when their sessions end: sockets close."""
     return {"type": SESSION_REVOKED}

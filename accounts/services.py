@@ -3,6 +3,7 @@ tokens, sessions, blocking, the profile and its photo, and deletion of an
 account on its owner's request."""
 
 import hmac
+import json
 import logging
 import math
 import re
@@ -14,8 +15,6 @@ from typing import Any
 from zoneinfo import available_timezones
 
 import phonenumbers
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.core.files import File
@@ -34,6 +33,7 @@ from accounts.models import ApiToken, LoginCode, PhoneLock, User
 from accounts.names import display_name_skeleton, name_clean
 from accounts.photos import PHOTO_MAX_BYTES, photo_reencode, photo_size_check
 from accounts.sms import SmsDeliveryError, sms_send
+from common import realtime
 from common.errors import ApplicationError, RateLimited
 from common.ratelimit import rate_limit_hit
 from common.services import audit_record, model_changes
@@ -283,8 +283,9 @@ def session_logout_everywhere(*, user: User) -> None:
     Sessions end through the generation in the session hash
     (User.get_session_auth_hash), so the session rows need not be found:
     with database sessions that would mean decoding every row. After the
-    commit, the user's channel layer group gets "session.revoked"; a channel
-    layer failure is logged and swallowed, the logout itself stands."""
+    commit, the user's real-time topic gets "session.revoked"; a Redis
+    failure is logged and swallowed, the logout itself stands (sockets
+    check their credentials again when the connection to Redis is back)."""
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(session_generation=F("session_generation") + 1)
         ApiToken.objects.filter(user_id=user.pk).delete()
@@ -299,10 +300,7 @@ def _session_revoked_notify(user_id: int) -> None:
 
 def _user_group_notify(user_id: int, event: dict[str, Any]) -> None:
     try:
-        channel_layer = get_channel_layer()
-        if channel_layer is None:
-            return
-        async_to_sync(channel_layer.group_send)(user_group_name(user_id), event)
+        realtime.publish(user_group_name(user_id), json.dumps(event, separators=(",", ":")))
     except Exception as error:
         # Logged without the user: the id and phone are personal data.
         logger.warning("Could not tell open WebSockets that sessions ended: %s", type(error).__name__)

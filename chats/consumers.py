@@ -3,16 +3,18 @@
 
 The consumer is an interface: it parses frames, calls the services and
 selectors (which check membership on every action), and shapes answers.
-Events from the channel layer arrive already serialised (chats.events) and
-are forwarded as they are, never re-serialised per socket. A consumer
-handles one frame or event at a time, so the frames a "sync" produces leave
-before any live event that arrived meanwhile.
+Events come from the process's real-time Hub (common.realtime), already
+serialised once per chat (chats.events), and are written as they are, never
+re-serialised per socket. A socket handles one frame or control event at a
+time, and live frames that arrive meanwhile wait for it ("held"), so the
+frames a "sync" produces leave before any live event that arrived meanwhile.
 """
 
 import asyncio
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeGuard
 
@@ -33,6 +35,7 @@ from chats.services import content, moderation
 from chats.services.messages import message_send_rate_check, posting_check
 from chats.ws_auth import AUTH_SESSION, AUTH_TOKEN, scope_header, user_by_token
 from chats.ws_server import FRAME_MAX_BYTES
+from common import realtime
 from common.errors import ApplicationError, NotFound
 
 logger = logging.getLogger(__name__)
@@ -56,6 +59,16 @@ SYNC_BATCH = 200  # at most this many missed messages per chat, then "resync"
 SYNC_MAX_CHATS = 100
 TYPING_INTERVAL_SECONDS = 3
 REF_MAX_LENGTH = 64
+
+# Frames of the person's topic that change the socket itself; they are
+# handled in the socket's turn, after what it is doing.
+CONTROL_PREFIXES = (
+    '{"type":"session.revoked"',
+    '{"type":"token.revoked"',
+    '{"type":"chat.joined"',
+    '{"type":"chat.left"',
+    '{"type":"chat.archived"',
+)
 
 LIMITS = {
     "frame_max_bytes": FRAME_MAX_BYTES,
@@ -265,7 +278,16 @@ def _typing_allowed(*, user: User, chat_id: int) -> bool:
 class ChatConsumer(AsyncWebsocketConsumer):
     """`/ws/`: every chat of the signed-in person over one socket."""
 
+    # No channel layer: events come through the process's Hub (see the
+    # module docstring of common.realtime for why).
+    channel_layer_alias = "none: events come from common.realtime"
+
     async def connect(self) -> None:
+        self.hub = realtime.hub()
+        self.held: deque[str] | None = None
+        self.holders = 0
+        self.turn = asyncio.Lock()
+        self.background: set[asyncio.Future[None]] = set()
         self.user: User | None = None
         self.token: str | None = None
         self.chat_ids: set[int] = set()
@@ -281,8 +303,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
             self.token = self.scope.get("auth_token")
+            auth_method = self.scope.get("auth_method") or AUTH_SESSION
             with translation.override(self.language):
-                await self._start(user, self.scope.get("auth_method") or AUTH_SESSION)
+                await self._exclusive(lambda: self._start(user, auth_method))
         else:
             self.auth_timer = asyncio.ensure_future(self._auth_deadline())
 
@@ -292,20 +315,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._close(CLOSE_UNAUTHENTICATED)
 
     async def _start(self, user: User, auth_method: str) -> None:
-        """Listen to the person's and their chats' groups, make sure the
+        """Listen to the person's and their chats' topics, make sure the
         credentials still hold, then say hello."""
         self.user = user
-        self.groups.append(user_group_name(user.pk))
-        await self.channel_layer.group_add(user_group_name(user.pk), self.channel_name)
+        self.auth_method = auth_method
+        self.generation = user.session_generation
+        await self.hub.join(self, [user_group_name(user.pk)])
+        await self._hello()
+
+    async def _hello(self) -> None:
+        """(Re)read the person's chats, check the credentials, send "hello".
+        Sent again after the server lost its Redis connection: frames may
+        have been lost, and the client catches up from "hello"."""
+        user = self.user
+        assert user is not None
         chat_ids = await database_sync_to_async(_connect_snapshot)(user)
+        for chat_id in self.chat_ids - set(chat_ids):
+            await self._chat_leave(chat_id)
         await self._chats_join(chat_ids)
         holds = await database_sync_to_async(_credentials_hold)(
-            user=user, auth_method=auth_method, token=self.token, generation=user.session_generation
+            user=user, auth_method=self.auth_method, token=self.token, generation=self.generation
         )
         if not holds:
             await self._close(CLOSE_UNAUTHENTICATED)
             return
-        # Read after joining the groups: a message committed later arrives live.
+        # Read after joining the topics: a message committed later arrives live.
         positions = await database_sync_to_async(_chat_positions)(sorted(self.chat_ids))
         await self._reply(
             {
@@ -321,24 +355,59 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _chats_join(self, chat_ids: list[int]) -> None:
         new = [chat_id for chat_id in chat_ids if chat_id not in self.chat_ids]
         self.chat_ids.update(new)
-        for chat_id in new:
-            self.groups.append(events.chat_group_name(chat_id))
-        await asyncio.gather(
-            *(self.channel_layer.group_add(events.chat_group_name(chat_id), self.channel_name) for chat_id in new)
-        )
+        if new:
+            await self.hub.join(self, [events.chat_group_name(chat_id) for chat_id in new])
 
     async def _chat_leave(self, chat_id: int) -> None:
         if chat_id not in self.chat_ids:
             return
         self.chat_ids.discard(chat_id)
-        group = events.chat_group_name(chat_id)
-        if group in self.groups:
-            self.groups.remove(group)
-        await self.channel_layer.group_discard(group, self.channel_name)
+        await self.hub.leave(self, [events.chat_group_name(chat_id)])
 
     async def disconnect(self, code: int) -> None:
+        self.is_closing = True
         if self.auth_timer is not None:
             self.auth_timer.cancel()
+        for task in self.background:
+            task.cancel()
+        if self.user is not None:
+            topics = [user_group_name(self.user.pk), *(events.chat_group_name(chat_id) for chat_id in self.chat_ids)]
+            self.chat_ids = set()
+            await self.hub.leave(self, topics)
+
+    # --- The socket's turn -----------------------------------------------------------------------------------
+
+    async def _exclusive(self, work: Callable[[], Awaitable[None]] | None) -> None:
+        """Run `work` in the socket's turn: live frames arriving meanwhile are
+        held, and sent (in order) when the last waiting turn ends."""
+        self.holders += 1
+        if self.held is None:
+            self.held = deque()
+        try:
+            async with self.turn:
+                try:
+                    if work is not None:
+                        await work()
+                finally:
+                    if self.holders == 1:
+                        await self._release()
+        finally:
+            self.holders -= 1
+            if self.holders == 0:
+                self.held = None
+
+    async def _release(self) -> None:
+        held = self.held
+        while held:
+            try:
+                await self._event(held.popleft())
+            except Exception:
+                logger.exception("chat socket event failed")
+
+    def _in_background(self, work: Callable[[], Awaitable[None]] | None) -> None:
+        task = asyncio.ensure_future(self._exclusive(work))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     async def _close(self, code: int) -> None:
         if self.is_closing:
@@ -363,7 +432,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.is_closing:
             return
         with translation.override(self.language):
-            await self._receive(text_data, bytes_data)
+            await self._exclusive(lambda: self._receive(text_data, bytes_data))
 
     async def _receive(self, text_data: str | None, bytes_data: bytes | None) -> None:
         size = len(bytes_data) if bytes_data is not None else len(text_data or "")
@@ -486,9 +555,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         text = frame_text(
             {"type": "typing", "chat": chat_id, "user": {"id": user.pk, "display_name": str(user.display_name)}}
         )
-        await self.channel_layer.group_send(
-            events.chat_group_name(chat_id), {"type": "chat.event", "text": text, "skip": self.channel_name}
-        )
+        try:
+            await self.hub.publish(events.chat_group_name(chat_id), text, skip=self)
+        except Exception:
+            logger.warning("typing not published (Redis unavailable)")
 
     async def frame_read(self, frame: dict[str, Any], ref: Any) -> None:
         chat_id = self._chat_id(frame)
@@ -567,25 +637,44 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "acknowledge": frame_acknowledge,
     }
 
-    # --- Events from the channel layer -----------------------------------------------------------------------
+    # --- Events from the Hub ---------------------------------------------------------------------------------
 
-    async def chat_event(self, event: dict[str, Any]) -> None:
-        """A chat's event, serialised once by chats.events.event_publish."""
-        if self.is_closing or event.get("skip") == self.channel_name:
-            return
-        text = event["text"]
-        await self.send(text_data=text)
-        if text.startswith('{"type":"chat.archived"'):
-            chat_id = json.loads(text).get("chat")
-            if is_id(chat_id):
-                await self._chat_leave(chat_id)
-
-    async def user_event(self, event: dict[str, Any]) -> None:
-        """An event for this person; joining or leaving a chat also changes
-        which chat groups the socket listens to."""
+    async def realtime_deliver(self, text: str) -> None:
+        """A frame of one of the socket's topics, as published (common.realtime).
+        Written at once unless the socket is in a turn; a frame that changes
+        the socket waits for a turn of its own."""
         if self.is_closing:
             return
-        text = event["text"]
+        if self.held is not None:
+            self.held.append(text)
+        elif text.startswith(CONTROL_PREFIXES):
+            self.held = deque([text])
+            self._in_background(None)
+        else:
+            await self.base_send({"type": "websocket.send", "text": text})
+
+    async def realtime_resumed(self) -> None:
+        """The Hub lost Redis for a while: frames (a logout too) may be lost.
+        Check again and say "hello" again so that the client catches up."""
+        if self.user is not None and not self.is_closing:
+            self._in_background(self._hello_again)
+
+    async def _hello_again(self) -> None:
+        with translation.override(self.language):
+            await self._hello()
+
+    async def _event(self, text: str) -> None:
+        """A held frame, in the socket's turn."""
+        if self.is_closing:
+            return
+        if text.startswith('{"type":"session.revoked"'):
+            await self._close(CLOSE_UNAUTHENTICATED)
+            return
+        if text.startswith('{"type":"token.revoked"'):
+            # One device signed out: only the sockets opened with its token close.
+            if self.token and json.loads(text).get("key_hash") == token_key_hash(self.token):
+                await self._close(CLOSE_UNAUTHENTICATED)
+            return
         if text.startswith(('{"type":"chat.joined"', '{"type":"chat.left"')):
             payload = json.loads(text)
             chat = payload.get("chat")
@@ -595,13 +684,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             elif is_id(chat_id) and payload.get("type") == "chat.left":
                 await self._chat_leave(chat_id)
         await self.send(text_data=text)
-
-    async def session_revoked(self, event: dict[str, Any]) -> None:
-        """Logout everywhere or a blocked account (accounts.services)."""
-        await self._close(CLOSE_UNAUTHENTICATED)
-
-    async def token_revoked(self, event: dict[str, Any]) -> None:
-        """One device signed out: {"type": "token.revoked", "key_hash"} to
-        the person's group closes the sockets opened with that token."""
-        if self.token and event.get("key_hash") == token_key_hash(self.token):
-            await self._close(CLOSE_UNAUTHENTICATED)
+        if text.startswith('{"type":"chat.archived"'):
+            chat_id = json.loads(text).get("chat")
+            if is_id(chat_id):
+                await self._chat_leave(chat_id)

@@ -1,16 +1,15 @@
-"""Group names and event payloads of the chat WebSocket. Every event is
-serialised once per chat (not once per socket) and published only after the
-transaction that made it has committed."""
+"""Topic names and event payloads of the chat WebSocket. Every event is
+serialised once per chat (not once per socket) and published through
+common.realtime only after the transaction that made it has committed."""
 
 import json
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
 from chats.models import Chat, Message
+from common import realtime
 
 logger = logging.getLogger(__name__)
 
@@ -50,36 +49,32 @@ def message_payload(message: Message) -> dict[str, Any]:
     }
 
 
-def event_publish(*, chat: Chat | int, event: dict[str, Any]) -> None:
-    """Publish an event to every open socket of the chat once the current
-    transaction commits. A channel layer failure loses nothing: the event's
-    data is in the database and clients catch up by seq on reconnect."""
-    chat_id = chat if isinstance(chat, int) else chat.pk
-    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+def frames_publish(items: list[tuple[str, dict[str, Any]]], *, what: str) -> None:
+    """Publish (topic, event) pairs once the current transaction commits, in
+    one round trip to Redis. A Redis failure loses nothing: the events' data
+    is in the database and clients catch up by seq on reconnect."""
+    if not items:
+        return
+    texts = [(topic, json.dumps(event, ensure_ascii=False, separators=(",", ":"))) for topic, event in items]
 
     def send() -> None:
         try:
-            async_to_sync(get_channel_layer().group_send)(  # type: ignore[union-attr]
-                chat_group_name(chat_id), {"type": "chat.event", "text": text}
-            )
-        except Exception:
-            logger.warning("chat event not published (channel layer unavailable); clients will catch up")
+            realtime.publish_many(texts)
+        except Exception as error:
+            reason = type(error).__name__
+            logger.warning("%s not published (Redis unavailable: %s); clients will catch up", what, reason)
 
     transaction.on_commit(send)
+
+
+def event_publish(*, chat: Chat | int, event: dict[str, Any]) -> None:
+    """Publish an event to every open socket of the chat after commit."""
+    chat_id = chat if isinstance(chat, int) else chat.pk
+    frames_publish([(chat_group_name(chat_id), event)], what="chat event")
 
 
 def user_event_publish(*, user_id: int, event: dict[str, Any]) -> None:
     """An event for every socket of one person (e.g. "you were added")."""
     from accounts.events import user_group_name
 
-    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-
-    def send() -> None:
-        try:
-            async_to_sync(get_channel_layer().group_send)(  # type: ignore[union-attr]
-                user_group_name(user_id), {"type": "user.event", "text": text}
-            )
-        except Exception:
-            logger.warning("user event not published (channel layer unavailable)")
-
-    transaction.on_commit(send)
+    frames_publish([(user_group_name(user_id), event)], what="user event")

@@ -1,9 +1,8 @@
-import asyncio
 import logging
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from common.testing import Inbox
 from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
@@ -12,6 +11,7 @@ from accounts.events import user_group_name
 from accounts.models import ApiToken, User
 from accounts.services import api_token_revoke, session_logout_everywhere, user_block, user_unblock
 from accounts.tests.factories import make_login_code, make_token, make_user
+from common import realtime
 from common.errors import ApplicationError
 from common.models import AuditEvent
 
@@ -113,26 +113,23 @@ def test_unblock_lets_the_user_sign_in_again():
 @pytest.mark.django_db(transaction=True)
 async def test_logout_everywhere_tells_open_websockets_after_commit():
     user = await database_sync_to_async(make_user)()
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(user_group_name(user.pk), channel)
+    inbox = Inbox()
+    await realtime.hub().join(inbox, [user_group_name(user.pk)])
 
     await database_sync_to_async(session_logout_everywhere)(user=user)
 
-    message = await asyncio.wait_for(layer.receive(channel), timeout=5)
-    assert message == {"type": "session.revoked"}
-    await layer.group_discard(user_group_name(user.pk), channel)
+    assert await inbox.next() == {"type": "session.revoked"}
+    await realtime.hub().close()
     # The ORM ran in an executor thread whose connection would outlive the test.
     await database_sync_to_async(lambda: connection.close())()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_channel_layer_failure_does_not_stop_the_logout(monkeypatch, caplog):
-    class BrokenLayer:
-        async def group_send(self, group, message):
-            raise ConnectionError("redis is down")
+def test_a_redis_failure_does_not_stop_the_logout(monkeypatch, caplog):
+    def broken(items):
+        raise ConnectionError("redis is down")
 
-    monkeypatch.setattr("accounts.services.get_channel_layer", lambda: BrokenLayer())
+    monkeypatch.setattr(realtime, "publish_many", broken)
     user, _key = make_token(user=make_user(first_name="Анна"))
     caplog.set_level(logging.WARNING)
 
@@ -148,11 +145,7 @@ def test_a_channel_layer_failure_does_not_stop_the_logout(monkeypatch, caplog):
 def test_no_notification_before_the_commit(monkeypatch, django_capture_on_commit_callbacks):
     sent: list = []
 
-    class RecordingLayer:
-        async def group_send(self, group, message):
-            sent.append((group, message))
-
-    monkeypatch.setattr("accounts.services.get_channel_layer", lambda: RecordingLayer())
+    monkeypatch.setattr(realtime, "publish_many", lambda items: sent.extend(items))
     user = make_user()
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -160,4 +153,4 @@ def test_no_notification_before_the_commit(monkeypatch, django_capture_on_commit
         assert sent == []
 
     assert len(callbacks) == 1
-    assert sent == [("user." + str(user.pk), {"type": "session.revoked"})]
+    assert sent == [("user." + str(user.pk), '{"type":"session.revoked"}')]

@@ -11,14 +11,11 @@ many people and classes there are, so an import of thousands of rows costs
 one sync; running it again changes nothing.
 """
 
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -334,31 +331,9 @@ def _sync(organisation_ids: list[int]) -> SyncResult:
 
 def _user_events_publish(items: list[tuple[int, dict[str, Any]]]) -> None:
     """events.user_event_publish for many people at once: one callback after
-    commit and one trip into the event loop for all of them. One trip per
-    person costs milliseconds, and an import adds thousands of members."""
-    if not items:
-        return
-    messages = [
-        (
-            user_group_name(user_id),
-            {"type": "user.event", "text": json.dumps(event, ensure_ascii=False, separators=(",", ":"))},
-        )
-        for user_id, event in items
-    ]
-
-    async def send_all() -> None:
-        layer = get_channel_layer()
-        assert layer is not None
-        for group, message in messages:
-            await layer.group_send(group, message)
-
-    def send() -> None:
-        try:
-            async_to_sync(send_all)()
-        except Exception:
-            logger.warning("membership events not published (channel layer unavailable)")
-
-    transaction.on_commit(send)
+    commit and one round trip to Redis for all of them (an import adds
+    thousands of members)."""
+    events.frames_publish([(user_group_name(user_id), event) for user_id, event in items], what="membership events")
 
 
 def directory_changed_hook(organisation_ids: set[int]) -> None:

@@ -31,13 +31,13 @@ def make_chat(
 
 
 class EventRecorder:
-    """Stands in for the channel layer: keeps what event_publish sends."""
+    """Stands in for Redis: keeps what event_publish sends."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict[str, Any]]] = []
 
-    async def group_send(self, group: str, message: dict[str, Any]) -> None:
-        self.sent.append((group, json.loads(message["text"])))
+    def publish_many(self, items: Any) -> None:
+        self.sent.extend((topic, json.loads(text)) for topic, text in items)
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -48,9 +48,9 @@ class EventRecorder:
 
 
 def events_recorded(monkeypatch: pytest.MonkeyPatch) -> EventRecorder:
-    """Put an EventRecorder in place of the channel layer (for a fixture)."""
+    """Put an EventRecorder in place of Redis (for a fixture)."""
     recorder = EventRecorder()
-    monkeypatch.setattr(events, "get_channel_layer", lambda: recorder)
+    monkeypatch.setattr(events.realtime, "publish_many", recorder.publish_many)
     return recorder
 
 

@@ -20,6 +20,7 @@ from chats.models import Chat, ChatKind, ChatMember, MemberRole, Message, Notifi
 from chats.routing import websocket_urlpatterns
 from chats.services.messages import message_send
 from chats.ws_auth import websocket_stack
+from common import realtime
 from organisations.tests.factories import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -696,9 +697,7 @@ async def test_a_chat_event_is_forwarded_exactly_as_published():
     socket, _hello = await signed_in(anna)
     text = '{"type":"message.deleted","chat":' + str(chat.pk) + ',"seq":1}'
 
-    from channels.layers import get_channel_layer
-
-    await get_channel_layer().group_send(events.chat_group_name(chat.pk), {"type": "chat.event", "text": text})
+    await database_sync_to_async(realtime.publish)(events.chat_group_name(chat.pk), text)
 
     assert await socket.communicator.receive_from(timeout=TIMEOUT) == text
     await socket.close()
@@ -995,8 +994,6 @@ async def test_sync_chat_ids_must_be_ascii_digits(key):
 
 
 async def test_a_revoked_token_closes_only_its_own_sockets():
-    from channels.layers import get_channel_layer
-
     from accounts.authentication import token_key_hash
     from accounts.events import user_group_name
 
@@ -1007,11 +1004,41 @@ async def test_a_revoked_token_closes_only_its_own_sockets():
     assert (await phone.receive())["type"] == "hello"
     laptop, _hello = await signed_in(anna)
 
-    await get_channel_layer().group_send(
-        user_group_name(anna.pk), {"type": "token.revoked", "key_hash": token_key_hash(key)}
+    await database_sync_to_async(realtime.publish)(
+        user_group_name(anna.pk), json.dumps({"type": "token.revoked", "key_hash": token_key_hash(key)}, separators=(",", ":"))
     )
 
     assert await phone.receive_close() == 4001
     await laptop.send({"type": "ping"})
     assert await laptop.receive() == {"type": "pong", "ref": None}
     await laptop.close()
+
+
+async def test_after_a_redis_outage_the_socket_says_hello_again_with_what_it_missed(private_redis):
+    anna = await database_sync_to_async(make_user)()
+    ivan = await database_sync_to_async(make_user)()
+    chat = await database_sync_to_async(make_chat)(anna, ivan)
+    socket, hello = await signed_in(anna)
+    assert hello["chats"] == [{"chat": chat.pk, "last_seq": 0}]
+
+    private_redis.stop()
+    await database_sync_to_async(message_send)(user=ivan, chat_id=chat.pk, body="Пока Redis лежал")
+    private_redis.start()
+
+    again = await socket.receive()
+    assert (again["type"], again["chats"]) == ("hello", [{"chat": chat.pk, "last_seq": 1}])
+    await socket.send({"type": "sync", "ref": 1, "chats": {str(chat.pk): 0}})
+    missed = await socket.receive()
+    assert (missed["type"], missed["message"]["body"]) == ("message", "Пока Redis лежал")
+    await socket.close()
+
+
+async def test_a_logout_during_a_redis_outage_closes_the_socket_once_redis_is_back(private_redis):
+    anna = await database_sync_to_async(make_user)()
+    socket, _hello = await signed_in(anna)
+
+    private_redis.stop()
+    await database_sync_to_async(session_logout_everywhere)(user=anna)
+    private_redis.start()
+
+    assert await socket.receive_close() == 4001

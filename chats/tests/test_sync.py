@@ -345,24 +345,22 @@ def test_the_demo_has_class_chats_with_the_teachers_messages_and_a_second_run_ad
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_student_put_into_a_class_hears_of_the_chat_on_their_sockets():
-    import asyncio
 
     from channels.db import database_sync_to_async
-    from channels.layers import get_channel_layer
+    from common.testing import Inbox
 
     from accounts.events import user_group_name
+    from common import realtime
 
     world = await database_sync_to_async(make_school_with_class)(students=0)
     student = await database_sync_to_async(make_user)()
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(user_group_name(student.pk), channel)
+    inbox = Inbox()
+    await realtime.hub().join(inbox, [user_group_name(student.pk)])
 
     await database_sync_to_async(organisation_services.study_group_student_add)(
         actor=None, group=world.group, student=student
     )
 
     chat = await Chat.objects.aget(study_group=world.group, kind=ChatKind.CLASS_STUDENTS)
-    message = await asyncio.wait_for(layer.receive(channel), timeout=5)
-    assert message == {"type": "user.event", "text": '{"type":"chat.joined","chat":' + str(chat.pk) + "}"}
-    await layer.group_discard(user_group_name(student.pk), channel)
+    assert await inbox.next_text() == '{"type":"chat.joined","chat":' + str(chat.pk) + "}"
+    await realtime.hub().close()
