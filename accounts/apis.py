@@ -20,7 +20,7 @@ from accounts.extensions import user_summary
 from accounts.models import ApiToken, User
 from accounts.network import client_ip
 from accounts.selectors import personal_data_export
-from accounts.serializers import ErrorSerializer, MeSerializer
+from accounts.serializers import MeSerializer
 from accounts.services import (
     PROFILE_FIELDS,
     account_delete,
@@ -36,13 +36,8 @@ from accounts.services import (
     profile_update,
     session_logout_everywhere,
 )
+from common.api import BAD_REQUEST, NOT_AUTHENTICATED, RATE_LIMITED, refusal
 from common.errors import ApplicationError
-
-BAD_REQUEST = OpenApiResponse(
-    ErrorSerializer, description='Invalid input: {"<field>": ["message"]}, or {"detail", "code"}.'
-)
-RATE_LIMITED = OpenApiResponse(ErrorSerializer, description="Too many requests; the Retry-After header says when.")
-NOT_AUTHENTICATED = OpenApiResponse(ErrorSerializer, description="No valid token or session.")
 
 
 def _field_value(clean: Callable[..., str], **kwargs: Any) -> str:
@@ -88,7 +83,7 @@ class LoginCodeRequestApi(APIView):
             200: OutputSerializer,
             400: BAD_REQUEST,
             429: RATE_LIMITED,
-            503: OpenApiResponse(ErrorSerializer, description="The SMS could not be sent (code sms_unavailable)."),
+            503: refusal("The SMS could not be sent (code sms_unavailable)."),
         },
         description="Codes: resend_too_soon and daily_limit (per number), rate_limited (per IP address).",
     )
@@ -128,12 +123,11 @@ class LoginTokenApi(APIView):
         request=InputSerializer,
         responses={
             200: OutputSerializer,
-            400: OpenApiResponse(
-                ErrorSerializer,
-                description="Codes: code_invalid, code_expired, code_wrong (with attempts_left), code_burned "
-                "(5 evaluations: request a new code); or field errors.",
+            400: refusal(
+                "Codes: code_invalid, code_expired, code_wrong (with attempts_left), code_burned "
+                "(5 evaluations: request a new code); or field errors."
             ),
-            403: OpenApiResponse(ErrorSerializer, description="The account is blocked (code account_blocked)."),
+            403: refusal("The account is blocked (code account_blocked)."),
             429: RATE_LIMITED,
         },
     )
@@ -230,12 +224,8 @@ class MeApi(APIView):
         return Response(me_representation(user, request))
 
 
-PHOTO_REFUSED = OpenApiResponse(
-    ErrorSerializer, description='Not a JPEG, PNG or WebP picture (code photo_invalid, field "photo").'
-)
-PHOTO_TOO_LARGE = OpenApiResponse(
-    ErrorSerializer, description='Over 5 MB or 4096 × 4096 pixels (code photo_too_large, field "photo").'
-)
+PHOTO_REFUSED = refusal('Not a JPEG, PNG or WebP picture (code photo_invalid, field "photo").')
+PHOTO_TOO_LARGE = refusal('Over 5 MB or 4096 × 4096 pixels (code photo_too_large, field "photo").')
 
 
 class MePhotoApi(APIView):
@@ -262,7 +252,7 @@ class MePhotoApi(APIView):
             400: PHOTO_REFUSED,
             401: NOT_AUTHENTICATED,
             413: PHOTO_TOO_LARGE,
-            415: OpenApiResponse(ErrorSerializer, description="Not multipart/form-data."),
+            415: refusal("Not multipart/form-data."),
         },
     )
     def put(self, request: Request) -> Response:
@@ -344,10 +334,9 @@ class MeDeleteApi(APIView):
         request=InputSerializer,
         responses={
             204: None,
-            400: OpenApiResponse(
-                ErrorSerializer,
-                description="The sign-in refusals, and nothing changes: code_invalid, code_expired, code_wrong "
-                "(with attempts_left), code_burned; or field errors.",
+            400: refusal(
+                "The sign-in refusals, and nothing changes: code_invalid, code_expired, code_wrong "
+                "(with attempts_left), code_burned; or field errors."
             ),
             401: NOT_AUTHENTICATED,
             429: RATE_LIMITED,

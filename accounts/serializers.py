@@ -8,6 +8,10 @@ from rest_framework import serializers
 from accounts.models import User
 from accounts.selectors import user_photo_path
 
+# The shape of every refusal lives with the other shared API pieces; the old
+# import path keeps working.
+from common.api import ErrorSerializer as ErrorSerializer
+
 
 def user_photo_url(*, user: User, context: dict[str, Any]) -> str | None:
     """The photo's address (accounts.selectors.user_photo_path), absolute
@@ -17,15 +21,6 @@ def user_photo_url(*, user: User, context: dict[str, Any]) -> str | None:
     if path is None or request is None:
         return path
     return request.build_absolute_uri(path)
-
-
-@extend_schema_serializer(component_name="Error")
-class ErrorSerializer(serializers.Serializer):
-    """Every refusal: a message for people and a code for programs. Field
-    errors of the input come as {"<field>": ["message", ...]} instead."""
-
-    detail = serializers.CharField()
-    code = serializers.CharField()
 
 
 @extend_schema_serializer(component_name="UserCore")

@@ -10,7 +10,7 @@ from typing import Any, cast
 from django.urls import path
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import IsAuthenticated
@@ -19,7 +19,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from accounts.serializers import ErrorSerializer
 from chats import events, selectors
 from chats.apis_content import AttachmentSerializer, MessageEditApi
 from chats.models import ScheduledMessage
@@ -31,15 +30,10 @@ from chats.serializers import (
 from chats.services import chats as chat_services
 from chats.services import content, moderation
 from chats.services import messages as message_services
+from common.api import BAD_REQUEST, FORBIDDEN, NOT_AUTHENTICATED, RATE_LIMITED, refusal
 from common.errors import ApplicationError, PermissionDenied
 
-NOT_AUTHENTICATED = OpenApiResponse(ErrorSerializer, description="Not signed in.")
-CHAT_NOT_FOUND = OpenApiResponse(
-    ErrorSerializer, description="No such chat, or one the user is not in: both answer alike (code not_found)."
-)
-FORBIDDEN = OpenApiResponse(ErrorSerializer, description="A rule refuses it; `code` names the rule.")
-BAD_REQUEST = OpenApiResponse(ErrorSerializer, description="Invalid input; `code` and, when it is one, `field`.")
-RATE_LIMITED = OpenApiResponse(ErrorSerializer, description="Too many messages; wait Retry-After seconds.")
+CHAT_NOT_FOUND = refusal("No such chat, or one the user is not in: both answer alike (code not_found).")
 RECEIPT_SEQS_MAX = 100
 
 
@@ -110,7 +104,7 @@ class ChatListCreateApi(SignedInApi):
             400: BAD_REQUEST,
             401: NOT_AUTHENTICATED,
             403: FORBIDDEN,
-            404: OpenApiResponse(ErrorSerializer, description="A member is unknown (code user_not_found)."),
+            404: refusal("A member is unknown (code user_not_found)."),
         },
     )
     def post(self, request: Request) -> Response:
@@ -137,7 +131,7 @@ class DirectChatApi(SignedInApi):
             400: BAD_REQUEST,
             401: NOT_AUTHENTICATED,
             403: FORBIDDEN,
-            404: OpenApiResponse(ErrorSerializer, description="No such person, or one the user may not see."),
+            404: refusal("No such person, or one the user may not see."),
         },
     )
     def post(self, request: Request) -> Response:
@@ -406,7 +400,7 @@ class ChatReceiptsApi(SignedInApi):
             200: ReceiptSerializer(many=True),
             400: BAD_REQUEST,
             401: NOT_AUTHENTICATED,
-            403: OpenApiResponse(ErrorSerializer, description="Not staff of the chat (code staff_only)."),
+            403: refusal("Not staff of the chat (code staff_only)."),
             404: CHAT_NOT_FOUND,
         },
     )

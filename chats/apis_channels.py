@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from django.urls import path
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import IsAuthenticated
@@ -18,27 +18,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from accounts.serializers import ErrorSerializer
 from chats import events
 from chats.models import Chat, MemberRole, Message, ScheduledMessage
 from chats.serializers import MessageSerializer, PersonSerializer, person_data
 from chats.services import channels
 from chats.services.messages import message_send_rate_check
+from common.api import BAD_REQUEST, FORBIDDEN, NOT_AUTHENTICATED, RATE_LIMITED, refusal
 from common.errors import ApplicationError, NotFound
 from organisations.selectors import organisation_get
 
-NOT_AUTHENTICATED = OpenApiResponse(ErrorSerializer, description="Not signed in.")
-CHANNEL_NOT_FOUND = OpenApiResponse(
-    ErrorSerializer,
-    description="No such channel, or one the user may not see (a private channel of another organisation): "
-    "both answer alike (code not_found).",
+CHANNEL_NOT_FOUND = refusal(
+    "No such channel, or one the user may not see (a private channel of another organisation): "
+    "both answer alike (code not_found)."
 )
-POST_NOT_FOUND = OpenApiResponse(
-    ErrorSerializer, description="No such channel or post, or a channel the user is not subscribed to (not_found)."
-)
-FORBIDDEN = OpenApiResponse(ErrorSerializer, description="A rule refuses it; `code` names the rule.")
-BAD_REQUEST = OpenApiResponse(ErrorSerializer, description="Invalid input; `code` and, when it is one, `field`.")
-RATE_LIMITED = OpenApiResponse(ErrorSerializer, description="Too many messages; wait Retry-After seconds.")
+POST_NOT_FOUND = refusal("No such channel or post, or a channel the user is not subscribed to (not_found).")
 
 
 def user_of(request: Request) -> User:
@@ -279,7 +272,7 @@ class ChannelListCreateApi(SignedInApi):
             400: BAD_REQUEST,
             401: NOT_AUTHENTICATED,
             403: FORBIDDEN,
-            404: OpenApiResponse(ErrorSerializer, description="No such organisation, or one the user may not see."),
+            404: refusal("No such organisation, or one the user may not see."),
         },
     )
     def post(self, request: Request) -> Response:
@@ -347,7 +340,7 @@ class ChannelSubscriptionApi(SignedInApi):
             204: None,
             401: NOT_AUTHENTICATED,
             404: CHANNEL_NOT_FOUND,
-            409: OpenApiResponse(ErrorSerializer, description="An automatic subscription (subscription_automatic)."),
+            409: refusal("An automatic subscription (subscription_automatic)."),
         },
     )
     def delete(self, request: Request, chat_id: int) -> Response:

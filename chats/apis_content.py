@@ -21,27 +21,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from accounts.serializers import ErrorSerializer
 from chats import events, search, selectors
 from chats.serializers import MessageSerializer as ChatMessageSerializer
 from chats.serializers import PersonSerializer
 from chats.services import content
 from chats.services.messages import message_send_rate_check
+from common.api import BAD_REQUEST, FORBIDDEN, NOT_AUTHENTICATED, RATE_LIMITED, refusal
 from common.errors import ApplicationError
 from common.ratelimit import rate_limit_hit
 
-BAD_REQUEST = OpenApiResponse(
-    ErrorSerializer, description="Invalid input: `code` names the rule, `field` (when present) the field."
-)
-NOT_AUTHENTICATED = OpenApiResponse(ErrorSerializer, description="No valid token or session.")
-FORBIDDEN = OpenApiResponse(ErrorSerializer, description="A member, but not allowed this action: see `code`.")
-NOT_FOUND = OpenApiResponse(
-    ErrorSerializer,
-    description="No such chat, message or poll, or a chat the user is not in: both answer alike.",
-)
-
-
-RATE_LIMITED = OpenApiResponse(ErrorSerializer, description="Too many requests (code rate_limited); see Retry-After.")
+NOT_FOUND = refusal("No such chat, message or poll, or a chat the user is not in: both answer alike.")
 
 
 def action_rate_check(user: User) -> None:
@@ -468,8 +457,8 @@ class AttachmentUploadApi(SignedInApi):
             401: NOT_AUTHENTICATED,
             403: FORBIDDEN,
             404: NOT_FOUND,
-            413: OpenApiResponse(ErrorSerializer, description="Too large; `max_bytes` says the limit."),
-            415: OpenApiResponse(ErrorSerializer, description="A type of file that is not allowed."),
+            413: refusal("Too large; `max_bytes` says the limit."),
+            415: refusal("A type of file that is not allowed."),
             429: RATE_LIMITED,
         },
     )

@@ -6,8 +6,7 @@ from typing import Any, cast
 
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import IsAuthenticated
@@ -16,7 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from accounts.serializers import ErrorSerializer, user_photo_url
+from accounts.serializers import user_photo_url
+from common.api import FIELD_ERRORS, NOT_AUTHENTICATED, NOT_FOUND, RATE_LIMITED, FieldErrorSerializer, refusal
 from common.errors import NotFound
 from common.ratelimit import rate_limit_hit
 from organisations import selectors, services
@@ -26,20 +26,6 @@ GUARDIANSHIP_CLAIM_RATE = "10/hour"
 
 
 # --- Shared shapes -------------------------------------------------------------
-
-
-@extend_schema_serializer(component_name="FieldError")
-class FieldErrorSerializer(ErrorSerializer):
-    """A refusal about one field of the input, named in `field`."""
-
-    field = serializers.CharField()  # type: ignore[assignment]
-
-
-NOT_AUTHENTICATED = OpenApiResponse(ErrorSerializer, description="Not signed in.")
-NOT_FOUND = OpenApiResponse(
-    ErrorSerializer, description="No such object, or one the user may not see: both answer alike."
-)
-BAD_REQUEST = OpenApiResponse(OpenApiTypes.OBJECT, description="Invalid input: field errors, {field: [messages]}.")
 
 
 @extend_schema_serializer(component_name="Region")
@@ -168,7 +154,7 @@ class OrganisationListApi(SignedInApi):
         summary="Search the organisation directory",
         description="Adults with a role see the whole directory; students and guests only their own organisations.",
         parameters=[FilterSerializer],
-        responses={200: OutputSerializer(many=True), 400: BAD_REQUEST, 401: NOT_AUTHENTICATED},
+        responses={200: OutputSerializer(many=True), 400: FIELD_ERRORS, 401: NOT_AUTHENTICATED},
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
@@ -260,7 +246,7 @@ class OrganisationStudyGroupListApi(SignedInApi):
         summary="Classes of an organisation the user may see",
         description="All classes for the staff; one's own classes for students, the children's for parents.",
         parameters=[FilterSerializer],
-        responses={200: OutputSerializer(many=True), 400: BAD_REQUEST, 401: NOT_AUTHENTICATED, 404: NOT_FOUND},
+        responses={200: OutputSerializer(many=True), 400: FIELD_ERRORS, 401: NOT_AUTHENTICATED, 404: NOT_FOUND},
     )
     def get(self, request: Request, organisation_id: int) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
@@ -291,7 +277,7 @@ class MembershipVerificationRequestApi(SignedInApi):
         request=None,
         responses={
             200: OutputSerializer,
-            400: OpenApiResponse(ErrorSerializer, description="The role is not verified (code not_verifiable)."),
+            400: refusal("The role is not verified (code not_verifiable)."),
             401: NOT_AUTHENTICATED,
             404: NOT_FOUND,
         },
@@ -325,12 +311,9 @@ class GuardianshipClaimApi(SignedInApi):
         request=InputSerializer,
         responses={
             201: OutputSerializer,
-            400: OpenApiResponse(
-                FieldErrorSerializer,
-                description='The code is wrong, used or expired (code code_invalid, field "code").',
-            ),
+            400: refusal('The code is wrong, used or expired (code code_invalid, field "code").', FieldErrorSerializer),
             401: NOT_AUTHENTICATED,
-            429: OpenApiResponse(ErrorSerializer, description="Too many attempts; see Retry-After."),
+            429: RATE_LIMITED,
         },
     )
     def post(self, request: Request) -> Response:
@@ -355,7 +338,7 @@ class GuardianshipCodeCreateApi(SignedInApi):
         responses={
             201: OutputSerializer,
             401: NOT_AUTHENTICATED,
-            403: OpenApiResponse(ErrorSerializer, description="The user sees the student but may not issue codes."),
+            403: refusal("The user sees the student but may not issue codes."),
             404: NOT_FOUND,
         },
     )
@@ -383,6 +366,9 @@ class SafeModeSerializer(serializers.Serializer):
     is_hidden_from_search = serializers.BooleanField()
 
 
+MAY_NOT_MANAGE_STUDENT = refusal("The user sees the student but may not manage them.")
+
+
 class StudentSafeModeApi(SignedInApi):
     """One class for both methods: they share the URL and the access rule."""
 
@@ -397,7 +383,7 @@ class StudentSafeModeApi(SignedInApi):
         responses={
             200: SafeModeSerializer,
             401: NOT_AUTHENTICATED,
-            403: OpenApiResponse(ErrorSerializer, description="The user sees the student but may not manage them."),
+            403: MAY_NOT_MANAGE_STUDENT,
             404: NOT_FOUND,
         },
     )
@@ -412,9 +398,9 @@ class StudentSafeModeApi(SignedInApi):
         request=InputSerializer,
         responses={
             200: SafeModeSerializer,
-            400: BAD_REQUEST,
+            400: FIELD_ERRORS,
             401: NOT_AUTHENTICATED,
-            403: OpenApiResponse(ErrorSerializer, description="The user sees the student but may not manage them."),
+            403: MAY_NOT_MANAGE_STUDENT,
             404: NOT_FOUND,
         },
     )
@@ -491,7 +477,7 @@ class UserSearchApi(SignedInApi):
         summary="Find people of one's organisations by name or phone number",
         description="Children in safe mode are found only by their contacts.",
         parameters=[FilterSerializer],
-        responses={200: PersonSerializer(many=True), 400: BAD_REQUEST, 401: NOT_AUTHENTICATED},
+        responses={200: PersonSerializer(many=True), 400: FIELD_ERRORS, 401: NOT_AUTHENTICATED},
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)

@@ -16,11 +16,12 @@ import importlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.apps import apps
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from accounts.models import User
 from organisations import selectors, services
@@ -30,12 +31,8 @@ from organisations.models import (
     OrganisationKind,
     Region,
     Role,
-    StudyGroup,
     VerificationStatus,
 )
-
-DEMO_REGION_CODE = "50"
-DEMO_MUNICIPALITY = "городской округ Красногорск"
 
 
 @dataclass(frozen=True)
@@ -77,281 +74,407 @@ class DemoData:
 DemoStep = Callable[[DemoData], None]
 
 
-# --- People --------------------------------------------------------------------
+# --- The demo, as tables --------------------------------------------------------
+#
+# Rows name each other by key: a parent organisation, a homeroom teacher, a
+# class. Every table is read in order, so a row may only name keys of rows
+# above it or of the tables before it.
+
+DEMO_REGION_CODE = "50"
+DEMO_MUNICIPALITY = "городской округ Красногорск"
 
 
-def demo_user(*, phone: str, last_name: str, first_name: str, middle_name: str = "") -> User:
+class DemoOrganisation(NamedTuple):
+    key: str
+    inn: str
+    kind: str
+    full_name: str
+    short_name: str
+    region: str
+    parent: str | None
+    address: str
+    municipality: str = ""
+    phone: str = ""
+    email: str = ""
+    website: str = ""
+    is_verified: bool = True
+
+
+ORGANISATIONS = [
+    DemoOrganisation(
+        "ministry",
+        "7700000016",
+        OrganisationKind.MINISTRY,
+        "Министерство просвещения Российской Федерации",
+        "Минпросвещения России",
+        region="77",
+        parent=None,
+        address="127006, г. Москва, ул. Каретный Ряд, д. 2",
+        website="https://edu.gov.ru",
+    ),
+    DemoOrganisation(
+        "regional_authority",
+        "5000000017",
+        OrganisationKind.REGIONAL_AUTHORITY,
+        "Министерство образования Московской области",
+        "Минобразования Московской области",
+        region=DEMO_REGION_CODE,
+        parent="ministry",
+        address="143407, Московская область, г. Красногорск, бульвар Строителей, д. 1",
+    ),
+    DemoOrganisation(
+        "municipal_authority",
+        "5024000016",
+        OrganisationKind.MUNICIPAL_AUTHORITY,
+        "Управление образования администрации городского округа Красногорск",
+        "Управление образования г.о. Красногорск",
+        region=DEMO_REGION_CODE,
+        parent="regional_authority",
+        address="143404, Московская область, г. Красногорск, ул. Ленина, д. 4",
+        municipality=DEMO_MUNICIPALITY,
+    ),
+    DemoOrganisation(
+        "school_1",
+        "5024000023",
+        OrganisationKind.SCHOOL,
+        "Муниципальное бюджетное общеобразовательное учреждение «Средняя общеобразовательная школа № 1»",
+        "МБОУ СОШ № 1",
+        region=DEMO_REGION_CODE,
+        parent="municipal_authority",
+        address="143405, Московская область, г. Красногорск, ул. Школьная, д. 1",
+        municipality=DEMO_MUNICIPALITY,
+        phone="+7 495 000-00-01",
+        email="school1@example.org",
+    ),
+    DemoOrganisation(
+        "school_2",
+        "5024000030",
+        OrganisationKind.SCHOOL,
+        "Муниципальное бюджетное общеобразовательное учреждение «Гимназия № 2»",
+        "МБОУ Гимназия № 2",
+        region=DEMO_REGION_CODE,
+        parent="municipal_authority",
+        address="143409, Московская область, г. Красногорск, ул. Речная, д. 12",
+        municipality=DEMO_MUNICIPALITY,
+        phone="+7 495 000-00-02",
+        email="gymnasium2@example.org",
+    ),
+    DemoOrganisation(
+        "kindergarten",
+        "5024000048",
+        OrganisationKind.KINDERGARTEN,
+        "Муниципальное бюджетное дошкольное образовательное учреждение «Детский сад № 5 «Солнышко»",
+        "МБДОУ Детский сад № 5 «Солнышко»",
+        region=DEMO_REGION_CODE,
+        parent="municipal_authority",
+        address="143408, Московская область, г. Красногорск, ул. Садовая, д. 5",
+        municipality=DEMO_MUNICIPALITY,
+        phone="+7 495 000-00-05",
+        is_verified=False,
+    ),
+]
+
+
+class DemoPerson(NamedTuple):
+    key: str
+    phone: str
+    last_name: str
+    first_name: str
+    middle_name: str = ""
+    is_superuser: bool = False
+
+
+PEOPLE = [
+    DemoPerson("superuser", "+79000000000", "Соколов", "Алексей", is_superuser=True),
+    DemoPerson("administrator", "+79000000001", "Смирнова", "Ольга", "Петровна"),
+    DemoPerson("teacher_verified", "+79000000002", "Кузнецова", "Анна", "Сергеевна"),
+    DemoPerson("teacher_pending", "+79000000003", "Волков", "Дмитрий", "Андреевич"),
+    DemoPerson("regional_official", "+79000000006", "Морозов", "Сергей", "Николаевич"),
+    DemoPerson("municipal_official", "+79000000007", "Лебедева", "Татьяна", "Викторовна"),
+    DemoPerson("student_7b_1", "+79000000004", "Петров", "Иван", "Алексеевич"),
+    DemoPerson("parent_7b_1", "+79000000005", "Петрова", "Елена", "Викторовна"),
+    DemoPerson("student_7b_2", "+79000000011", "Соколова", "Мария", "Андреевна"),
+    DemoPerson("parent_7b_2", "+79000000031", "Соколов", "Андрей", "Игоревич"),
+    DemoPerson("student_7b_3", "+79000000012", "Новиков", "Артём", "Павлович"),
+    DemoPerson("parent_7b_3", "+79000000032", "Новикова", "Ирина", "Сергеевна"),
+    DemoPerson("student_7b_4", "+79000000013", "Козлова", "София", "Дмитриевна"),
+    DemoPerson("parent_7b_4", "+79000000033", "Козлова", "Светлана", "Олеговна"),
+    DemoPerson("student_5a_1", "+79000000021", "Попов", "Михаил", "Романович"),
+    DemoPerson("parent_5a_1", "+79000000034", "Попова", "Ольга", "Николаевна"),
+    DemoPerson("student_5a_2", "+79000000022", "Васильева", "Анастасия", "Ильинична"),
+    DemoPerson("parent_5a_2", "+79000000035", "Васильев", "Илья", "Петрович"),
+    DemoPerson("student_5a_3", "+79000000023", "Фёдоров", "Даниил", "Максимович"),
+    DemoPerson("parent_5a_3", "+79000000036", "Фёдорова", "Юлия", "Александровна"),
+]
+
+# The platform's superuser gives the roles below; the school's administrator
+# sets up its classes, links the parents and verifies the teachers.
+ROLES_GIVEN_BY = "superuser"
+SCHOOL_RUN_BY = "administrator"
+
+
+class DemoMembership(NamedTuple):
+    person: str
+    organisation: str
+    role: str
+    position: str
+
+
+MEMBERSHIPS = [
+    DemoMembership("administrator", "school_1", Role.ADMINISTRATOR, "Директор"),
+    DemoMembership("regional_official", "regional_authority", Role.OFFICIAL, "Начальник отдела общего образования"),
+    DemoMembership("municipal_official", "municipal_authority", Role.OFFICIAL, "Главный специалист"),
+]
+
+
+class DemoGroup(NamedTuple):
+    """A class of the current academic year; its homeroom teacher becomes a
+    teacher of the school."""
+
+    key: str
+    organisation: str
+    name: str
+    homeroom_teacher: str
+
+
+GROUPS = [
+    DemoGroup("class_7b", "school_1", "7Б", homeroom_teacher="teacher_verified"),
+    DemoGroup("class_5a", "school_1", "5А", homeroom_teacher="teacher_pending"),
+]
+
+
+class DemoGroupTeacher(NamedTuple):
+    group: str
+    teacher: str
+    subject: str
+
+
+GROUP_TEACHERS = [
+    DemoGroupTeacher("class_7b", "teacher_pending", "Математика"),
+    DemoGroupTeacher("class_5a", "teacher_verified", "Русский язык"),
+]
+
+
+class DemoGroupStudent(NamedTuple):
+    group: str
+    student: str
+
+
+GROUP_STUDENTS = [
+    DemoGroupStudent("class_7b", "student_7b_1"),
+    DemoGroupStudent("class_7b", "student_7b_2"),
+    DemoGroupStudent("class_7b", "student_7b_3"),
+    DemoGroupStudent("class_7b", "student_7b_4"),
+    DemoGroupStudent("class_5a", "student_5a_1"),
+    DemoGroupStudent("class_5a", "student_5a_2"),
+    DemoGroupStudent("class_5a", "student_5a_3"),
+]
+
+
+class DemoGuardianship(NamedTuple):
+    parent: str
+    student: str
+    organisation: str
+
+
+GUARDIANSHIPS = [
+    DemoGuardianship("parent_7b_1", "student_7b_1", "school_1"),
+    DemoGuardianship("parent_7b_2", "student_7b_2", "school_1"),
+    DemoGuardianship("parent_7b_3", "student_7b_3", "school_1"),
+    DemoGuardianship("parent_7b_4", "student_7b_4", "school_1"),
+    DemoGuardianship("parent_5a_1", "student_5a_1", "school_1"),
+    DemoGuardianship("parent_5a_2", "student_5a_2", "school_1"),
+    DemoGuardianship("parent_5a_3", "student_5a_3", "school_1"),
+]
+
+
+class DemoVerification(NamedTuple):
+    """A teacher's request to be verified, approved by `approved_by` or still
+    waiting (None)."""
+
+    teacher: str
+    organisation: str
+    approved_by: str | None
+
+
+VERIFICATIONS = [
+    DemoVerification("teacher_verified", "school_1", approved_by=SCHOOL_RUN_BY),
+    DemoVerification("teacher_pending", "school_1", approved_by=None),
+]
+
+
+class DemoLoginRow(NamedTuple):
+    """A login to print: the role (translated when printed) may name the
+    class `group`."""
+
+    person: str
+    role: str
+    organisation: str | None
+    group: str | None = None
+
+
+# Then every student of GROUP_STUDENTS, each followed by their parents.
+LOGINS = [
+    DemoLoginRow("superuser", gettext_noop("platform superuser"), None),
+    DemoLoginRow("administrator", gettext_noop("school administrator"), "school_1"),
+    DemoLoginRow(
+        "teacher_verified", gettext_noop("teacher, verified, homeroom teacher of %(group)s"), "school_1", "class_7b"
+    ),
+    DemoLoginRow(
+        "teacher_pending",
+        gettext_noop("teacher, verification pending, homeroom teacher of %(group)s"),
+        "school_1",
+        "class_5a",
+    ),
+    DemoLoginRow(
+        "regional_official", gettext_noop("official of the regional education authority"), "regional_authority"
+    ),
+    DemoLoginRow(
+        "municipal_official", gettext_noop("official of the municipal education authority"), "municipal_authority"
+    ),
+]
+
+
+# --- Making it -----------------------------------------------------------------
+
+
+def demo_user(
+    *, phone: str, last_name: str, first_name: str, middle_name: str = "", is_superuser: bool = False
+) -> User:
     """The demo person with this phone number, created on the first run. The
     names are fixed demo data, so they are set once and never overwritten."""
     user = User.objects.filter(phone=phone).first()
     if user is None:
-        user = User.objects.create_user(phone, first_name=first_name, last_name=last_name, middle_name=middle_name)
+        create = User.objects.create_superuser if is_superuser else User.objects.create_user
+        user = create(phone, first_name=first_name, last_name=last_name, middle_name=middle_name)
     return user
 
 
-# Phone, last, first and middle name, and the parent's (phone, names) for students.
-STUDENTS_7B = [
-    ("+79000000004", "Петров", "Иван", "Алексеевич", ("+79000000005", "Петрова", "Елена", "Викторовна")),
-    ("+79000000011", "Соколова", "Мария", "Андреевна", ("+79000000031", "Соколов", "Андрей", "Игоревич")),
-    ("+79000000012", "Новиков", "Артём", "Павлович", ("+79000000032", "Новикова", "Ирина", "Сергеевна")),
-    ("+79000000013", "Козлова", "София", "Дмитриевна", ("+79000000033", "Козлова", "Светлана", "Олеговна")),
-]
-STUDENTS_5A = [
-    ("+79000000021", "Попов", "Михаил", "Романович", ("+79000000034", "Попова", "Ольга", "Николаевна")),
-    ("+79000000022", "Васильева", "Анастасия", "Ильинична", ("+79000000035", "Васильев", "Илья", "Петрович")),
-    ("+79000000023", "Фёдоров", "Даниил", "Максимович", ("+79000000036", "Фёдорова", "Юлия", "Александровна")),
-]
-
-
-# --- Steps ---------------------------------------------------------------------
-
-
-def demo_organisation(*, inn: str, **fields: Any) -> Organisation:
+def demo_organisation(*, row: DemoOrganisation, parent: Organisation | None) -> Organisation:
     """The demo organisation with this INN, created on the first run."""
-    organisation = Organisation.objects.filter(inn=inn).order_by("id").first()
+    organisation = Organisation.objects.filter(inn=row.inn).order_by("id").first()
     if organisation is None:
-        organisation = services.organisation_create(actor=None, inn=inn, **fields)
+        organisation = services.organisation_create(
+            actor=None,
+            inn=row.inn,
+            kind=row.kind,
+            full_name=row.full_name,
+            short_name=row.short_name,
+            region=Region.objects.get(code=row.region),
+            address=row.address,
+            municipality=row.municipality,
+            phone=row.phone,
+            email=row.email,
+            website=row.website,
+            parent=parent,
+            is_verified=row.is_verified,
+        )
     return organisation
 
 
-def seed_organisations(data: DemoData) -> None:
+def seed_directory(data: DemoData) -> None:
+    """The tables above, in order, each row through the services (which
+    find what an earlier run made and change nothing)."""
     services.regions_ensure()
-    region = Region.objects.get(code=DEMO_REGION_CODE)
-    moscow = Region.objects.get(code="77")
-    ministry = data.add(
-        "ministry",
-        demo_organisation(
-            inn="7700000016",
-            kind=OrganisationKind.MINISTRY,
-            full_name="Министерство просвещения Российской Федерации",
-            short_name="Минпросвещения России",
-            region=moscow,
-            address="127006, г. Москва, ул. Каретный Ряд, д. 2",
-            website="https://edu.gov.ru",
-            is_verified=True,
-        ),
-    )
-    authority = data.add(
-        "regional_authority",
-        demo_organisation(
-            inn="5000000017",
-            kind=OrganisationKind.REGIONAL_AUTHORITY,
-            full_name="Министерство образования Московской области",
-            short_name="Минобразования Московской области",
-            region=region,
-            address="143407, Московская область, г. Красногорск, бульвар Строителей, д. 1",
-            parent=ministry,
-            is_verified=True,
-        ),
-    )
-    municipal = data.add(
-        "municipal_authority",
-        demo_organisation(
-            inn="5024000016",
-            kind=OrganisationKind.MUNICIPAL_AUTHORITY,
-            full_name="Управление образования администрации городского округа Красногорск",
-            short_name="Управление образования г.о. Красногорск",
-            region=region,
-            municipality=DEMO_MUNICIPALITY,
-            address="143404, Московская область, г. Красногорск, ул. Ленина, д. 4",
-            parent=authority,
-            is_verified=True,
-        ),
-    )
-    data.add(
-        "school_1",
-        demo_organisation(
-            inn="5024000023",
-            kind=OrganisationKind.SCHOOL,
-            full_name="Муниципальное бюджетное общеобразовательное учреждение «Средняя общеобразовательная школа № 1»",
-            short_name="МБОУ СОШ № 1",
-            region=region,
-            municipality=DEMO_MUNICIPALITY,
-            address="143405, Московская область, г. Красногорск, ул. Школьная, д. 1",
-            phone="+7 495 000-00-01",
-            email="school1@example.org",
-            parent=municipal,
-            is_verified=True,
-        ),
-    )
-    data.add(
-        "school_2",
-        demo_organisation(
-            inn="5024000030",
-            kind=OrganisationKind.SCHOOL,
-            full_name="Муниципальное бюджетное общеобразовательное учреждение «Гимназия № 2»",
-            short_name="МБОУ Гимназия № 2",
-            region=region,
-            municipality=DEMO_MUNICIPALITY,
-            address="143409, Московская область, г. Красногорск, ул. Речная, д. 12",
-            phone="+7 495 000-00-02",
-            email="gymnasium2@example.org",
-            parent=municipal,
-            is_verified=True,
-        ),
-    )
-    data.add(
-        "kindergarten",
-        demo_organisation(
-            inn="5024000048",
-            kind=OrganisationKind.KINDERGARTEN,
-            full_name="Муниципальное бюджетное дошкольное образовательное учреждение «Детский сад № 5 «Солнышко»",
-            short_name="МБДОУ Детский сад № 5 «Солнышко»",
-            region=region,
-            municipality=DEMO_MUNICIPALITY,
-            address="143408, Московская область, г. Красногорск, ул. Садовая, д. 5",
-            phone="+7 495 000-00-05",
-            parent=municipal,
-            is_verified=False,
-        ),
-    )
-
-
-def seed_staff(data: DemoData) -> None:
-    school = data["school_1"]
-    superuser = User.objects.filter(phone="+79000000000").first()
-    if superuser is None:
-        superuser = User.objects.create_superuser("+79000000000", first_name="Алексей", last_name="Соколов")
-    data.add("superuser", superuser)
-
-    administrator = data.add(
-        "administrator",
-        demo_user(phone="+79000000001", last_name="Смирнова", first_name="Ольга", middle_name="Петровна"),
-    )
-    services.membership_create(
-        actor=superuser, user=administrator, organisation=school, role=Role.ADMINISTRATOR, position="Директор"
-    )
-    data.add(
-        "teacher_verified",
-        demo_user(phone="+79000000002", last_name="Кузнецова", first_name="Анна", middle_name="Сергеевна"),
-    )
-    data.add(
-        "teacher_pending",
-        demo_user(phone="+79000000003", last_name="Волков", first_name="Дмитрий", middle_name="Андреевич"),
-    )
-    regional_official = data.add(
-        "regional_official",
-        demo_user(phone="+79000000006", last_name="Морозов", first_name="Сергей", middle_name="Николаевич"),
-    )
-    services.membership_create(
-        actor=superuser,
-        user=regional_official,
-        organisation=data["regional_authority"],
-        role=Role.OFFICIAL,
-        position="Начальник отдела общего образования",
-    )
-    municipal_official = data.add(
-        "municipal_official",
-        demo_user(phone="+79000000007", last_name="Лебедева", first_name="Татьяна", middle_name="Викторовна"),
-    )
-    services.membership_create(
-        actor=superuser,
-        user=municipal_official,
-        organisation=data["municipal_authority"],
-        role=Role.OFFICIAL,
-        position="Главный специалист",
-    )
-
-
-def seed_classes(data: DemoData) -> None:
-    school = data["school_1"]
-    administrator = data["administrator"]
+    for organisation in ORGANISATIONS:
+        parent = data[organisation.parent] if organisation.parent else None
+        data.add(organisation.key, demo_organisation(row=organisation, parent=parent))
+    for person in PEOPLE:
+        data.add(
+            person.key,
+            demo_user(
+                phone=person.phone,
+                last_name=person.last_name,
+                first_name=person.first_name,
+                middle_name=person.middle_name,
+                is_superuser=person.is_superuser,
+            ),
+        )
+    for membership in MEMBERSHIPS:
+        services.membership_create(
+            actor=data[ROLES_GIVEN_BY],
+            user=data[membership.person],
+            organisation=data[membership.organisation],
+            role=membership.role,
+            position=membership.position,
+        )
     year = selectors.current_academic_year()
-    class_7b = data.add(
-        "class_7b",
-        services.study_group_create(
-            actor=administrator,
-            organisation=school,
-            name="7Б",
-            academic_year=year,
-            homeroom_teacher=data["teacher_verified"],
-        ),
-    )
-    class_5a = data.add(
-        "class_5a",
-        services.study_group_create(
-            actor=administrator,
-            organisation=school,
-            name="5А",
-            academic_year=year,
-            homeroom_teacher=data["teacher_pending"],
-        ),
-    )
-    services.study_group_teacher_add(
-        actor=administrator, group=class_7b, teacher=data["teacher_pending"], subject="Математика"
-    )
-    services.study_group_teacher_add(
-        actor=administrator, group=class_5a, teacher=data["teacher_verified"], subject="Русский язык"
-    )
-    for key, group, students in (("students_7b", class_7b, STUDENTS_7B), ("students_5a", class_5a, STUDENTS_5A)):
-        data.add(key, [])
-        for phone, last_name, first_name, middle_name, parent in students:
-            student = demo_user(phone=phone, last_name=last_name, first_name=first_name, middle_name=middle_name)
-            services.study_group_student_add(actor=administrator, group=group, student=student)
-            data[key].append(student)
-            parent_phone, parent_last_name, parent_first_name, parent_middle_name = parent
-            parent_user = demo_user(
-                phone=parent_phone,
-                last_name=parent_last_name,
-                first_name=parent_first_name,
-                middle_name=parent_middle_name,
-            )
-            services.guardianship_link(actor=administrator, parent=parent_user, student=student, organisation=school)
-            data.objects.setdefault("parents", {})[student.pk] = parent_user
+    school_administrator = data[SCHOOL_RUN_BY]
+    for group in GROUPS:
+        data.add(
+            group.key,
+            services.study_group_create(
+                actor=school_administrator,
+                organisation=data[group.organisation],
+                name=group.name,
+                academic_year=year,
+                homeroom_teacher=data[group.homeroom_teacher],
+            ),
+        )
+    for link in GROUP_TEACHERS:
+        services.study_group_teacher_add(
+            actor=school_administrator, group=data[link.group], teacher=data[link.teacher], subject=link.subject
+        )
+    for place in GROUP_STUDENTS:
+        services.study_group_student_add(
+            actor=school_administrator, group=data[place.group], student=data[place.student]
+        )
+    for guardianship in GUARDIANSHIPS:
+        services.guardianship_link(
+            actor=school_administrator,
+            parent=data[guardianship.parent],
+            student=data[guardianship.student],
+            organisation=data[guardianship.organisation],
+        )
+    # What the later steps (and other apps' demos) look up: the students of
+    # data["class_7b"] as data["students_7b"], each student's parent by id,
+    # and one student and parent to show.
+    for group in GROUPS:
+        students_key = "students_" + group.key.removeprefix("class_")
+        data.add(students_key, [data[place.student] for place in GROUP_STUDENTS if place.group == group.key])
+    data.add("parents", {data[link.student].pk: data[link.parent] for link in GUARDIANSHIPS})
     data.add("student", data["students_7b"][0])
     data.add("parent", data["parents"][data["student"].pk])
 
 
 def seed_verification(data: DemoData) -> None:
-    """One teacher verified by the school's administrator, one still waiting."""
-    school = data["school_1"]
-    verified = Membership.objects.active().get(user=data["teacher_verified"], organisation=school, role=Role.TEACHER)
-    if verified.verification_status != VerificationStatus.VERIFIED:
-        services.verification_request(user=data["teacher_verified"], membership=verified)
-        services.verification_decide(actor=data["administrator"], membership=verified, approve=True)
-    pending = Membership.objects.active().get(user=data["teacher_pending"], organisation=school, role=Role.TEACHER)
-    services.verification_request(user=data["teacher_pending"], membership=pending)
-    for key in ("teacher_verified", "teacher_pending"):
-        data[key].refresh_from_db()
+    """Each teacher of VERIFICATIONS asks to be verified; the approved ones
+    are verified once (a later run finds them verified)."""
+    for verification in VERIFICATIONS:
+        teacher = data[verification.teacher]
+        membership = Membership.objects.active().get(
+            user=teacher, organisation=data[verification.organisation], role=Role.TEACHER
+        )
+        if verification.approved_by is None:
+            services.verification_request(user=teacher, membership=membership)
+        elif membership.verification_status != VerificationStatus.VERIFIED:
+            services.verification_request(user=teacher, membership=membership)
+            services.verification_decide(actor=data[verification.approved_by], membership=membership, approve=True)
+        teacher.refresh_from_db()
 
 
 def seed_logins(data: DemoData) -> None:
-    school = data["school_1"]
-    class_7b: StudyGroup = data["class_7b"]
-    class_5a: StudyGroup = data["class_5a"]
-    data.add_login(user=data["superuser"], role=_("platform superuser"))
-    data.add_login(user=data["administrator"], role=_("school administrator"), organisation=school)
-    data.add_login(
-        user=data["teacher_verified"],
-        role=_("teacher, verified, homeroom teacher of %(group)s") % {"group": class_7b.name},
-        organisation=school,
-    )
-    data.add_login(
-        user=data["teacher_pending"],
-        role=_("teacher, verification pending, homeroom teacher of %(group)s") % {"group": class_5a.name},
-        organisation=school,
-    )
-    data.add_login(
-        user=data["regional_official"],
-        role=_("official of the regional education authority"),
-        organisation=data["regional_authority"],
-    )
-    data.add_login(
-        user=data["municipal_official"],
-        role=_("official of the municipal education authority"),
-        organisation=data["municipal_authority"],
-    )
-    for key, group in (("students_7b", class_7b), ("students_5a", class_5a)):
-        for student in data[key]:
-            data.add_login(user=student, role=_("student of %(group)s") % {"group": group.name}, organisation=school)
-            data.add_login(
-                user=data["parents"][student.pk],
-                role=_("parent of %(name)s") % {"name": student.display_name},
-                organisation=school,
-            )
+    for login in LOGINS:
+        role = _(login.role)
+        if login.group is not None:
+            role %= {"group": data[login.group].name}
+        organisation = data[login.organisation] if login.organisation else None
+        data.add_login(user=data[login.person], role=role, organisation=organisation)
+    for place in GROUP_STUDENTS:
+        student, group = data[place.student], data[place.group]
+        data.add_login(
+            user=student, role=_("student of %(group)s") % {"group": group.name}, organisation=group.organisation
+        )
+        for guardianship in GUARDIANSHIPS:
+            if guardianship.student == place.student:
+                data.add_login(
+                    user=data[guardianship.parent],
+                    role=_("parent of %(name)s") % {"name": student.display_name},
+                    organisation=data[guardianship.organisation],
+                )
 
 
-DEMO_STEPS: list[DemoStep] = [seed_organisations, seed_staff, seed_classes, seed_verification, seed_logins]
+DEMO_STEPS: list[DemoStep] = [seed_directory, seed_verification, seed_logins]
 
 
 def demo_steps() -> list[DemoStep]:

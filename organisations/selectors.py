@@ -67,6 +67,22 @@ def user_administers(*, user: User, organisation: Organisation) -> bool:
     return administered_organisations(user=user).filter(pk=organisation.pk).exists()
 
 
+def administered_users(*, user: User, roles: tuple[str, ...] | None = None) -> QuerySet[User]:
+    """People with an active membership (of `roles`, if given) in an
+    organisation `user` administers; everyone for a superuser."""
+    if user.is_superuser and user.is_active:
+        users = User.objects.all()
+        if roles is None:
+            return users
+        return users.filter(pk__in=Membership.objects.active().filter(role__in=roles).values("user_id"))
+    memberships = Membership.objects.active().filter(
+        organisation__in=administered_organisations(user=user).values("pk")
+    )
+    if roles is not None:
+        memberships = memberships.filter(role__in=roles)
+    return User.objects.filter(pk__in=memberships.values("user_id"))
+
+
 def user_manages_student(*, user: User, student: User, organisation: Organisation) -> bool:
     """The school's administrators and the student's teachers there."""
     if user_administers(user=user, organisation=organisation):
@@ -418,3 +434,19 @@ def access_student_safe_mode(*, user: User, student_id: int) -> User:
 
 def user_is_member(*, user: User, organisation: Organisation) -> bool:
     return Membership.objects.active().filter(user=user, organisation=organisation).exists()
+
+
+def user_is_student(*, user: User, organisation: Organisation) -> bool:
+    """Whether `user` currently studies in `organisation`."""
+    return Membership.objects.active().filter(user=user, organisation=organisation, role=Role.STUDENT).exists()
+
+
+def study_group_name_taken(
+    *, organisation: Organisation, name: str, academic_year: int, exclude_id: int | None = None
+) -> bool:
+    """Whether the organisation already has a class of this name that
+    academic year (other than the class `exclude_id`)."""
+    groups = StudyGroup.objects.filter(organisation=organisation, name=name, academic_year=academic_year)
+    if exclude_id is not None:
+        groups = groups.exclude(pk=exclude_id)
+    return groups.exists()

@@ -336,6 +336,91 @@ def study_group_teacher_add(
     return link
 
 
+def _study_group_change_check(*, actor: User | None, group: StudyGroup) -> None:
+    """Changes of an existing class are for the administrators of its
+    organisation (or of an authority above it); `actor=None` is the system
+    (imports, the demo, repairs)."""
+    if actor is not None and not selectors.user_administers(user=actor, organisation=group.organisation):
+        raise PermissionDenied(_("Only an administrator of the organisation may change its classes."))
+
+
+@transaction.atomic
+def study_group_teacher_remove(*, actor: User | None, group: StudyGroup, teacher: User) -> bool:
+    """Take a teacher off a class; they stay a teacher of the organisation.
+    Returns whether they taught it (removing again changes nothing).
+
+    Raises PermissionDenied when `actor` does not administer the class's
+    organisation, and ApplicationError "teacher_is_homeroom" for the class's
+    homeroom teacher, who teaches it by definition: another homeroom teacher
+    is chosen first. After commit the class chats lose the teacher
+    (`directory_changed`).
+    """
+    _study_group_change_check(actor=actor, group=group)
+    # Locked, so that the homeroom teacher cannot change under the check.
+    group = StudyGroup.objects.select_for_update().get(pk=group.pk)
+    if group.homeroom_teacher_id == teacher.pk:
+        raise ApplicationError(
+            _("This teacher is the homeroom teacher of the class: choose another homeroom teacher first."),
+            code="teacher_is_homeroom",
+        )
+    deleted, _rows = StudyGroupTeacher.objects.filter(group=group, teacher=teacher).delete()
+    if not deleted:
+        return False
+    directory_change_record(
+        actor=actor,
+        action="study_group.teacher_remove",
+        target=group,
+        organisation_id=group.organisation_id,
+        changes={"teacher": teacher.pk},
+    )
+    return True
+
+
+@transaction.atomic
+def study_group_rename(*, actor: User | None, group: StudyGroup, name: str) -> StudyGroup:
+    """Rename a class ("7Б" becomes "7В"); the name is stored in capitals,
+    as `study_group_create` stores it. Renaming to the same name changes
+    nothing.
+
+    Raises PermissionDenied when `actor` does not administer the class's
+    organisation, and ApplicationError with field "name": "invalid" for an
+    empty or too long name, "study_group_exists" when the organisation has a
+    class of that name in the same academic year. After commit the class
+    chats take the new name (`directory_changed`).
+    """
+    _study_group_change_check(actor=actor, group=group)
+    name = name.strip().upper()
+    if not name:
+        raise ApplicationError(_("Enter the name of the class."), code="invalid", extra={"field": "name"})
+    limit = StudyGroup._meta.get_field("name").max_length or 0
+    if len(name) > limit:
+        raise ApplicationError(
+            _("At most %(limit)d characters.") % {"limit": limit}, code="invalid", extra={"field": "name"}
+        )
+    group = StudyGroup.objects.select_for_update().get(pk=group.pk)
+    if group.name == name:
+        return group
+    if selectors.study_group_name_taken(
+        organisation=group.organisation, name=name, academic_year=group.academic_year, exclude_id=group.pk
+    ):
+        raise ApplicationError(
+            _("This organisation already has the class %(name)s that year.") % {"name": name},
+            code="study_group_exists",
+            extra={"field": "name"},
+        )
+    previous_name = group.name
+    group.name = name
+    group.save(update_fields=["name", "updated_at"])
+    directory_change_record(
+        actor=actor,
+        action="study_group.rename",
+        target=group,
+        organisation_id=group.organisation_id,
+        changes={"name": [previous_name, name]},
+    )
+    return group
+
+
 @transaction.atomic
 def academic_year_advance(*, actor: User | None, organisation: Organisation, from_year: int) -> list[StudyGroup]:
     """Move every class of `from_year` to the next year: "7Б" becomes "8Б"
@@ -424,7 +509,7 @@ def guardianship_link(
     """
     if parent.pk == student.pk:
         raise ApplicationError(_("A student cannot be their own guardian."), code="invalid_guardian")
-    if not Membership.objects.active().filter(user=student, organisation=organisation, role=Role.STUDENT).exists():
+    if not selectors.user_is_student(user=student, organisation=organisation):
         raise ApplicationError(_("The student does not study in this organisation."), code="not_a_student")
     guardianship, created = Guardianship.objects.get_or_create(
         parent=parent,
@@ -484,7 +569,7 @@ def guardianship_code_issue(
     """
     if not selectors.user_manages_student(user=actor, student=student, organisation=organisation):
         raise PermissionDenied(_("Only the school's administrators and the student's teachers may issue codes."))
-    if not Membership.objects.active().filter(user=student, organisation=organisation, role=Role.STUDENT).exists():
+    if not selectors.user_is_student(user=student, organisation=organisation):
         raise ApplicationError(_("The student does not study in this organisation."), code="not_a_student")
     code = "".join(secrets.choice(GUARDIANSHIP_CODE_ALPHABET) for _i in range(GUARDIANSHIP_CODE_LENGTH))
     record = GuardianshipCode.objects.create(

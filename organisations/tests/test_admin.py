@@ -23,6 +23,7 @@ from organisations.models import (
     Role,
     StudyGroup,
     StudyGroupStudent,
+    StudyGroupTeacher,
     VerificationStatus,
 )
 from organisations.selectors import current_academic_year
@@ -584,6 +585,73 @@ def test_class_added_with_its_teacher_and_students_through_the_services(tree: Tr
         ("study_group.teacher_add", tree.school_admin.pk),
         ("study_group.student_add", tree.school_admin.pk),
     ]
+
+
+def class_change_form(group: StudyGroup, **fields: Any) -> dict[str, Any]:
+    """The class's change form as the page posts it, with its teachers."""
+    links = list(StudyGroupTeacher.objects.filter(group=group).order_by("pk"))
+    data: dict[str, Any] = {
+        "name": group.name,
+        "grade": str(group.grade or ""),
+        "academic_year": str(group.academic_year),
+        "homeroom_teacher": group.homeroom_teacher_id or "",
+        **inline_management("studygroupteacher_set", total=len(links), initial=len(links)),
+        **inline_management("studygroupstudent_set", total=0),
+    }
+    for index, link in enumerate(links):
+        prefix = f"studygroupteacher_set-{index}-"
+        data |= {
+            prefix + "id": link.pk,
+            prefix + "group": group.pk,
+            prefix + "teacher": link.teacher_id,
+            prefix + "subject": link.subject,
+        }
+    return data | fields
+
+
+def test_a_class_renamed_and_a_teacher_deleted_on_the_class_page_go_through_the_services(tree: Tree) -> None:
+    group = StudyGroup.objects.get(organisation=tree.school)
+    services.study_group_teacher_add(actor=None, group=group, teacher=tree.teacher, subject="Физика")
+
+    response = signed_in(tree.school_admin).post(
+        f"/admin/organisations/studygroup/{group.pk}/change/",
+        class_change_form(group, name="7в", **{"studygroupteacher_set-0-DELETE": "on"}),
+    )
+
+    group.refresh_from_db()
+    assert response.status_code == 302
+    assert (group.name, group.teachers.count()) == ("7В", 0)
+    actions = ["study_group.rename", "study_group.teacher_remove"]
+    assert list(
+        AuditEvent.objects.filter(object_id=str(group.pk), action__in=actions)
+        .order_by("id")
+        .values_list("action", "actor_id", "changes")
+    ) == [
+        ("study_group.rename", tree.school_admin.pk, {"name": ["7Б", "7В"]}),
+        ("study_group.teacher_remove", tree.school_admin.pk, {"teacher": tree.teacher.pk}),
+    ]
+
+
+def test_the_homeroom_teacher_deleted_on_the_class_page_stays_and_the_page_says_why(tree: Tree) -> None:
+    group = StudyGroup.objects.get(organisation=tree.school)
+    services.study_group_teacher_add(actor=None, group=group, teacher=tree.teacher)
+    group.homeroom_teacher = tree.teacher
+    group.save(update_fields=["homeroom_teacher"])
+    events_before = AuditEvent.objects.count()
+
+    response = signed_in(tree.school_admin).post(
+        f"/admin/organisations/studygroup/{group.pk}/change/",
+        class_change_form(group, name="7В", **{"studygroupteacher_set-0-DELETE": "on"}),
+        follow=True,
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+
+    group.refresh_from_db()
+    assert [str(message) for message in response.context["messages"]] == [
+        "This teacher is the homeroom teacher of the class: choose another homeroom teacher first."
+    ]
+    assert (group.name, list(group.teachers.all())) == ("7Б", [tree.teacher])
+    assert AuditEvent.objects.count() == events_before
 
 
 def test_guardianship_code_is_shown_once_and_only_its_hash_is_kept(tree: Tree) -> None:

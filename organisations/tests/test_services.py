@@ -1,12 +1,13 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
 from common.errors import ApplicationError, NotFound, PermissionDenied
 from common.models import AuditEvent
-from organisations import selectors, services
+from organisations import extensions, selectors, services
 from organisations.models import (
     Guardianship,
     GuardianshipCode,
@@ -297,6 +298,120 @@ def test_academic_year_advance_leaves_behind_people_who_left():
     assert next_group.homeroom_teacher_id is None
     assert next_group.teachers.count() == 0
     assert Membership.objects.active().filter(user=world.teacher).count() == 0
+
+
+def make_subject_teacher(world, subject: str = "Математика") -> User:
+    teacher = make_user()
+    services.study_group_teacher_add(actor=None, group=world.group, teacher=teacher, subject=subject)
+    return teacher
+
+
+def group_events(group: StudyGroup, action: str) -> list[tuple[int | None, dict]]:
+    return list(
+        AuditEvent.objects.filter(action=action, object_id=str(group.pk))
+        .order_by("id")
+        .values_list("actor_id", "changes")
+    )
+
+
+def test_study_group_teacher_remove_takes_the_teacher_off_the_class_only():
+    world = make_school_with_class(students=1)
+    teacher = make_subject_teacher(world)
+
+    removed = services.study_group_teacher_remove(actor=world.administrator, group=world.group, teacher=teacher)
+    removed_again = services.study_group_teacher_remove(actor=world.administrator, group=world.group, teacher=teacher)
+
+    assert (removed, removed_again) == (True, False)
+    assert list(world.group.teachers.values_list("pk", flat=True)) == [world.teacher.pk]
+    assert teacher_membership(user=teacher, organisation=world.school).ended_at is None
+    assert group_events(world.group, "study_group.teacher_remove") == [
+        (world.administrator.pk, {"teacher": teacher.pk})
+    ]
+
+
+def test_the_homeroom_teacher_is_not_taken_off_their_class():
+    world = make_school_with_class(students=1)
+
+    with pytest.raises(ApplicationError) as refusal:
+        services.study_group_teacher_remove(actor=world.administrator, group=world.group, teacher=world.teacher)
+
+    assert refusal.value.code == "teacher_is_homeroom"
+    assert list(world.group.teachers.values_list("pk", flat=True)) == [world.teacher.pk]
+    assert group_events(world.group, "study_group.teacher_remove") == []
+
+
+def test_study_group_rename_stores_capitals_and_is_audited_once():
+    world = make_school_with_class(name="7Б", students=1)
+
+    renamed = services.study_group_rename(actor=world.administrator, group=world.group, name=" 7в ")
+    again = services.study_group_rename(actor=world.administrator, group=world.group, name="7В")
+
+    world.group.refresh_from_db()
+    assert (renamed.name, again.name, world.group.name) == ("7В", "7В", "7В")
+    assert world.group.grade == 7
+    assert group_events(world.group, "study_group.rename") == [(world.administrator.pk, {"name": ["7Б", "7В"]})]
+
+
+def test_study_group_rename_refuses_an_empty_a_long_or_a_taken_name():
+    world = make_school_with_class(name="7Б", students=0)
+    make_study_group(organisation=world.school, name="7В", academic_year=world.group.academic_year)
+    make_study_group(organisation=world.school, name="7Г", academic_year=world.group.academic_year - 1)
+    refusals = []
+
+    for name in ("  ", "7" * 41, "7в"):
+        with pytest.raises(ApplicationError) as refusal:
+            services.study_group_rename(actor=world.administrator, group=world.group, name=name)
+        refusals.append((refusal.value.code, refusal.value.extra))
+    last_years_name = services.study_group_rename(actor=world.administrator, group=world.group, name="7Г")
+
+    assert refusals == [
+        ("invalid", {"field": "name"}),
+        ("invalid", {"field": "name"}),
+        ("study_group_exists", {"field": "name"}),
+    ]
+    assert last_years_name.name == "7Г"
+    assert [changes for _actor, changes in group_events(world.group, "study_group.rename")] == [{"name": ["7Б", "7Г"]}]
+
+
+def test_only_administrators_of_the_organisation_or_above_change_a_class():
+    authority = make_organisation(kind=OrganisationKind.MUNICIPAL_AUTHORITY)
+    world = make_school_with_class(name="7Б", students=1, parent=authority)
+    teacher = make_subject_teacher(world)
+    authority_administrator = make_member(organisation=authority, role=Role.ADMINISTRATOR)
+    other_administrator = make_member(organisation=make_organisation(), role=Role.ADMINISTRATOR)
+    events_before = AuditEvent.objects.count()
+
+    for actor in (world.teacher, teacher, world.student, other_administrator, make_user()):
+        with pytest.raises(PermissionDenied):
+            services.study_group_teacher_remove(actor=actor, group=world.group, teacher=teacher)
+        with pytest.raises(PermissionDenied):
+            services.study_group_rename(actor=actor, group=world.group, name="7В")
+
+    world.group.refresh_from_db()
+    assert world.group.name == "7Б"
+    assert sorted(world.group.teachers.values_list("pk", flat=True)) == sorted([world.teacher.pk, teacher.pk])
+    assert AuditEvent.objects.count() == events_before
+    services.study_group_rename(actor=authority_administrator, group=world.group, name="7В")
+    assert services.study_group_teacher_remove(actor=authority_administrator, group=world.group, teacher=teacher)
+
+
+def test_removing_a_teacher_and_renaming_a_class_announce_a_directory_change(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    world = make_school_with_class(students=1)
+    teacher = make_subject_teacher(world)
+    announced: list[set[int]] = []
+    monkeypatch.setattr(extensions, "_hooks", [announced.append])
+    monkeypatch.setitem(connection.__dict__, "_parta_directory_changes", set())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.study_group_teacher_remove(actor=world.administrator, group=world.group, teacher=teacher)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.study_group_rename(actor=world.administrator, group=world.group, name="7В")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.study_group_rename(actor=world.administrator, group=world.group, name="7В")
+
+    assert announced == [{world.school.pk}, {world.school.pk}]
 
 
 # --- Guardianship ------------------------------------------------------------------
