@@ -263,7 +263,8 @@ class ChannelListCreateApi(SignedInApi):
         summary="Create a channel of an organisation (its administrators)",
         description=(
             "The creator becomes the owner; the organisation's members (for an authority, the members of every "
-            "organisation under it) are subscribed. `is_verified` is not input: the channel is official when "
+            "organisation under it) are subscribed (at once; for an audience over 1,000, by a background task "
+            "within minutes). `is_verified` is not input: the channel is official when "
             "the organisation is verified. 403 not_organisation_administrator."
         ),
         request=InputSerializer,

@@ -7,11 +7,13 @@ class ChatsConfig(AppConfig):
     verbose_name = _("Chats and channels")
 
     def ready(self) -> None:
-        from chats.services.channels import channels_directory_hook
+        from chats.services.channels import channels_directory_hook, organisation_channels_list
         from chats.services.sync import directory_changed_hook
-        from organisations.extensions import directory_hook_register
+        from organisations.extensions import directory_hook_register, organisation_channels_provider_register
 
         # Class and staff chats, and the subscriptions of organisations'
         # channels, follow every committed change of the directory.
         directory_hook_register(directory_changed_hook)
         directory_hook_register(channels_directory_hook)
+        # The organisation's page lists its channels.
+        organisation_channels_provider_register(organisation_channels_list)

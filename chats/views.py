@@ -16,11 +16,13 @@ from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.db.models import prefetch_related_objects
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import date_format
+from django.utils.formats import date_format, number_format
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -38,7 +40,7 @@ from chats.forms import (
     ReportForm,
     client_id_new,
 )
-from chats.models import ChatKind, Message, MessageKind, ScheduledMessage
+from chats.models import ChatKind, MemberRole, Message, MessageKind, ScheduledMessage
 from chats.services import chats as chat_services
 from chats.services import content, messages, moderation
 from common.errors import ApplicationError, NotFound
@@ -47,6 +49,19 @@ from organisations.selectors import people_search
 MESSAGES_PAGE_SIZE = 30
 CHATS_PAGE_SIZE = 50
 PEOPLE_SHOWN = 20
+# What chats.js copies when it adds a message, a poll, a member or a chat
+# that arrived over the socket: the page's own includes rendered once for
+# placeholder ids that the script replaces.
+PROTOTYPE_SEQ = 987654321
+PROTOTYPE_POLL = 987654322
+PROTOTYPE_USER = 987654323
+PROTOTYPE_CHAT = 987654324
+# The names chats.js copies: {% user_name %} with the cap and with the
+# look-alike warning.
+NAME_SAMPLES = {
+    "verified_sample": SimpleNamespace(display_name="", is_verified_educator=True),
+    "flagged_sample": SimpleNamespace(display_name="", is_verified_educator=False, is_name_flagged=True),
+}
 SCHEDULED_TEXT = gettext_lazy(
     "The teacher takes messages during office hours. Your message will be delivered on %(when)s."
 )
@@ -92,6 +107,7 @@ def chat_list_view(request: HttpRequest) -> HttpResponse:
     # Channels have their own page; the list links to it.
     chats = [item for item in items[:CHATS_PAGE_SIZE] if item.chat.kind != ChatKind.CHANNEL]
     search_form = PeopleSearchForm(request.GET if "q" in request.GET else None)
+    time_zone = _time_zone(user=user)
     people: list[User] = []
     if search_form.is_bound and search_form.is_valid():
         people = list(people_search(user=user, query=search_form.cleaned_data["q"])[:PEOPLE_SHOWN])
@@ -105,7 +121,25 @@ def chat_list_view(request: HttpRequest) -> HttpResponse:
             "search_form": search_form,
             "people": people,
             "channels_url": reverse("chats:channel_list"),
-            "time_zone": _time_zone(user=user),
+            "time_zone": time_zone,
+            # What chats.js needs to add the chats one joins while the list is open.
+            **NAME_SAMPLES,
+            "prototype_chat": SimpleNamespace(
+                chat=SimpleNamespace(pk=PROTOTYPE_CHAT, last_seq=0, is_verified=True, get_kind_display=""),
+                title="",
+                unread_count=0,
+                last_message=None,
+                other_user=None,
+            ),
+            "live": {
+                "page": "list",
+                "placeholders": {"chat": PROTOTYPE_CHAT},
+                "texts": {
+                    "deleted": _("Message deleted"),
+                    "parta": _("Parta"),
+                    "kinds": {str(value): capfirst(str(label)) for value, label in ChatKind.choices},
+                },
+            },
         },
     )
 
@@ -194,14 +228,15 @@ def _message_rows(
     return rows
 
 
-def _posting_refusal(member: Any) -> str:
-    """Why the person may not post now ("" when they may), so that the page
-    says so instead of offering a form that would be refused."""
+def _posting_refusal(member: Any) -> tuple[str, str]:
+    """Why the person may not post now, and the refusal's code (both "" when
+    they may), so that the page says so instead of offering a form that
+    would be refused."""
     try:
         messages.posting_check(member=member, now=timezone.now())
     except ApplicationError as error:
-        return error.message
-    return ""
+        return error.message, error.code
+    return "", ""
 
 
 def _detail_context(
@@ -246,6 +281,8 @@ def _detail_context(
             initial={"client_id": client_id_new(), "reply_to": reply_message.seq if reply_message else None}
         )
     may_moderate = selectors.member_may_moderate(member)
+    is_staff = selectors.member_is_staff(member)
+    posting_refusal, posting_refusal_code = _posting_refusal(member)
     return {
         "chat": chat,
         "detail": detail,
@@ -259,21 +296,100 @@ def _detail_context(
         "form": form,
         "form_error": form_error,
         "reply_message": reply_message,
-        "posting_refusal": _posting_refusal(member),
+        "posting_refusal": posting_refusal,
         "may_moderate": may_moderate,
-        "is_staff": selectors.member_is_staff(member),
+        "is_staff": is_staff,
+        "pins": [pin for pin in detail.pins if pin.message.deleted_at is None],
         "reactions_available": content.REACTIONS,
         "time_zone": time_zone,
         "mute_form": MuteForm() if may_moderate else None,
         "channels_url": reverse("chats:channel_list"),
         "now": timezone.now(),
-        # Texts with a placeholder that chats.js fills in (a template's
-        # {% translate %} would double the "%").
-        "typing_text": _("%(name)s is typing…"),
-        "scheduled_text": SCHEDULED_TEXT,
-        # What chats.js copies for the names in messages it adds live.
-        "verified_sample": SimpleNamespace(display_name="", is_verified_educator=True),
-        "flagged_sample": SimpleNamespace(display_name="", is_verified_educator=False, is_name_flagged=True),
+        **_live_context(
+            chat=chat,
+            member=member,
+            members_count=detail.members_count,
+            posting_refusal_code=posting_refusal_code,
+            may_moderate=may_moderate,
+            is_staff=is_staff,
+        ),
+    }
+
+
+def _size_texts() -> dict[str, Any]:
+    """filesizeformat's wording with a "%(size)s" for the number, taken from
+    filesizeformat itself (for files that arrive live)."""
+    one = number_format(1.0, 1)
+    return {
+        "KB": filesizeformat(1024).replace(one, "%(size)s"),
+        "MB": filesizeformat(1024**2).replace(one, "%(size)s"),
+        "GB": filesizeformat(1024**3).replace(one, "%(size)s"),
+        # Plural forms of "N bytes", by the CLDR category chats.js asks for.
+        "bytes": {
+            category: filesizeformat(count).replace(str(count), "%(size)s", 1)
+            for category, count in (("one", 1), ("few", 2), ("many", 5), ("other", 5))
+        },
+    }
+
+
+def _live_context(
+    *, chat: Any, member: Any, members_count: int, posting_refusal_code: str, may_moderate: bool, is_staff: bool
+) -> dict[str, Any]:
+    """The prototypes and texts static/js/chats.js needs to apply the socket's
+    events with the page's own markup and wording."""
+    now = timezone.now()
+    message = Message(chat=chat, seq=PROTOTYPE_SEQ, kind=MessageKind.TEXT, body="", created_at=now)
+    nobody = SimpleNamespace(display_name="", is_verified_educator=False, is_name_flagged=False, pk=PROTOTYPE_USER)
+    return {
+        "prototype_own": MessageRow(message=message, is_own=True, may_edit=True, may_delete=True),
+        "prototype_other": MessageRow(message=message, may_delete=may_moderate),
+        "prototype_poll": {
+            "id": PROTOTYPE_POLL,
+            "question": "",
+            "options": [{"id": 0, "text": "", "votes": 0}],
+            "my_votes": [],
+            "voters_count": 0,
+            "allows_multiple": False,
+            "is_anonymous": False,
+            "is_closed": False,
+        },
+        "prototype_member": SimpleNamespace(
+            user=nobody,
+            user_id=PROTOTYPE_USER,
+            role=MemberRole.MEMBER,
+            muted_until=None,
+            get_role_display=lambda: "",
+        ),
+        **NAME_SAMPLES,
+        "live": {
+            "page": "chat",
+            "placeholders": {"seq": PROTOTYPE_SEQ, "poll": PROTOTYPE_POLL, "user": PROTOTYPE_USER},
+            "isStaff": is_staff,
+            "mayModerate": may_moderate,
+            "membersCount": members_count,
+            "mutedUntil": member.muted_until.isoformat() if member.muted_until else None,
+            "postingRefusal": posting_refusal_code,
+            # Texts with placeholders that chats.js fills in, the same
+            # messages as the page's (a template's {% translate %} would
+            # double the "%").
+            "texts": {
+                "deleted": _("Message deleted"),
+                "edited": _("(edited)"),
+                "replyTo": _("In reply to"),
+                "parta": _("Parta"),
+                "typing": _("%(name)s is typing…"),
+                "scheduled": str(SCHEDULED_TEXT),
+                "voted": _("Voted: %(count)s"),
+                "members": _("Members: %(count)s"),
+                "membersSummary": _("Members (%(count)s)"),
+                "hours": _("students post from %(opens)s to %(closes)s"),
+                "announcementOnly": _("Only teachers post in this chat now."),
+                "muted": _("You are muted in this chat."),
+                "archived": _("This chat has been closed."),
+                "left": _("You are no longer a member of this chat."),
+                "sizes": _size_texts(),
+            },
+        },
     }
 
 
@@ -354,6 +470,19 @@ def _message_url(*, chat_id: int, seq: int) -> str:
     return url + f"#m{seq}"
 
 
+def _wants_json(request: HttpRequest) -> bool:
+    """A form sent by chats.js (fetch, asking for JSON): the page stays and
+    the socket's event shows the result, so the answer is only whether it
+    worked."""
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _live_answer(error: ApplicationError | None = None) -> JsonResponse:
+    if error is None:
+        return JsonResponse({"ok": True})
+    return JsonResponse({"detail": error.message, "code": error.code}, status=error.status_code)
+
+
 def _action(request: HttpRequest, *, chat_id: int, seq: int, done: str, call: Any) -> HttpResponse:
     """Run a POST action on a message and go back to it; a refusal is shown
     at the top of the page."""
@@ -363,8 +492,12 @@ def _action(request: HttpRequest, *, chat_id: int, seq: int, done: str, call: An
     except NotFound:
         raise Http404() from None
     except ApplicationError as error:
+        if _wants_json(request):
+            return _live_answer(error)
         flash.error(request, error.message)
     else:
+        if _wants_json(request):
+            return _live_answer()
         if done:
             flash.success(request, done)
     return HttpResponseRedirect(_message_url(chat_id=chat_id, seq=seq))
@@ -569,8 +702,12 @@ def member_mute_view(request: HttpRequest, chat_id: int) -> HttpResponse:
     except NotFound:
         raise Http404() from None
     except ApplicationError as error:
+        if _wants_json(request):
+            return _live_answer(error)
         flash.error(request, error.message)
     else:
+        if _wants_json(request):
+            return _live_answer()
         flash.success(request, _("The member was muted.") if minutes else _("The member may post again."))
     return HttpResponseRedirect(url)
 
@@ -586,8 +723,12 @@ def announcement_mode_view(request: HttpRequest, chat_id: int) -> HttpResponse:
     except NotFound:
         raise Http404() from None
     except ApplicationError as error:
+        if _wants_json(request):
+            return _live_answer(error)
         flash.error(request, error.message)
     else:
+        if _wants_json(request):
+            return _live_answer()
         flash.success(
             request,
             _("Announcement mode is on: only teachers post.") if is_on else _("Announcement mode is off."),

@@ -18,16 +18,18 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
 from chats.forms import client_id_new
-from chats.models import MESSAGE_MAX_LENGTH, Chat, ScheduledMessage
+from chats.models import MESSAGE_MAX_LENGTH, Chat, Message, MessageKind, ScheduledMessage
 from chats.services import channels
 from chats.services import chats as chat_services
 from chats.services.messages import message_send_rate_check
+from chats.views import NAME_SAMPLES, PROTOTYPE_SEQ
 from common.errors import ApplicationError, NotFound
 from organisations.models import Membership, Organisation, Role
 from organisations.selectors import contact_is_allowed
@@ -35,6 +37,8 @@ from organisations.selectors import contact_is_allowed
 CHANNELS_PAGE_SIZE = 20
 POSTS_PAGE_SIZE = 20
 STATISTICS_PAGE_SIZE = 50
+# A channel has a few editors; safe mode is checked for at most this many.
+EDITORS_CHECKED = 50
 
 
 # --- Forms -------------------------------------------------------------------------------
@@ -217,11 +221,12 @@ def _detail_page(
         chat_services.chat_read_mark(user=user, chat_id=chat.pk, seq=posts[-1].seq)
     is_editor = member.role in channels.EDITOR_ROLES
     # A child in safe mode sees the private reply only under posts of its
-    # contacts (the service refuses the others): one check per author shown.
+    # contacts (the service refuses the others): one check per author shown,
+    # and per editor for the posts that arrive while the page is open.
     repliable: dict[int, bool] = {}
-    for post in posts:
-        author = post.author
-        if author is None or author.pk == user.pk or author.pk in repliable:
+    authors = [post.author for post in posts if post.author is not None]
+    for author in [*authors, *channels.channel_editors(chat_id=chat.pk, limit=EDITORS_CHECKED)]:
+        if author.pk == user.pk or author.pk in repliable:
             continue
         repliable[author.pk] = not user.is_safe_mode or contact_is_allowed(actor=author, child=user)
     if is_editor and post_form is None:
@@ -245,9 +250,57 @@ def _detail_page(
             "first_seq": posts[0].seq if posts else None,
             "before": before,
             "post_form": post_form if is_editor else None,
+            "last_seq": posts[-1].seq if posts else 0,
+            **_live_context(
+                chat=chat,
+                member=member,
+                subscribers=state.subscribers,
+                repliable=sorted(pk for pk, allowed in repliable.items() if allowed),
+            ),
         }
     )
     return render(request, "chats/channel_detail.html", context, status=status)
+
+
+def _live_context(*, chat: Chat, member: Any, subscribers: int | None, repliable: list[int]) -> dict[str, Any]:
+    """The prototype and texts static/js/chats.js needs to add the posts that
+    arrive over the socket with the page's own markup and wording."""
+    post = Message(
+        chat=chat,
+        seq=PROTOTYPE_SEQ,
+        kind=MessageKind.TEXT,
+        body="",
+        created_at=timezone.now(),
+        requires_acknowledgement=True,
+    )
+    is_editor = member.role in channels.EDITOR_ROLES
+    return {
+        "prototype_post": {
+            "post": post,
+            "is_acknowledged": False,
+            "summary": channels.PostSummary(read=0, acknowledged=0) if is_editor else None,
+            "may_reply": True,
+            "reply_client_id": "",
+        },
+        **NAME_SAMPLES,
+        "live": {
+            "page": "channel",
+            "placeholders": {"seq": PROTOTYPE_SEQ},
+            "isEditor": is_editor,
+            "subscribers": subscribers,
+            # Authors a private reply may go to (a child in safe mode: its
+            # contacts only); the service checks again.
+            "repliable": repliable,
+            "texts": {
+                "deleted": _("Message deleted"),
+                "edited": _("(edited)"),
+                "parta": _("Parta"),
+                "confirmed": _("You have confirmed"),
+                "archived": _("This channel has been closed."),
+                "left": _("You are no longer subscribed to this channel."),
+            },
+        },
+    }
 
 
 @login_required

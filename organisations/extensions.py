@@ -1,9 +1,15 @@
-"""How higher apps keep in step with the directory without organisations
-importing them: a hook registered in their AppConfig.ready() is called once
-per committed transaction with the ids of the organisations whose
-memberships, classes or guardianships changed in it."""
+"""How higher apps keep in step with the directory, and add to its pages,
+without organisations importing them:
+
+- a directory hook registered in their AppConfig.ready() is called once per
+  committed transaction with the ids of the organisations whose memberships,
+  classes or guardianships changed in it;
+- a channels provider gives the broadcast channels the organisation's page
+  lists (chats fills it in)."""
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection, transaction
 
@@ -35,3 +41,34 @@ def _run_hooks() -> None:
     pending.clear()
     for hook in _hooks:
         hook(organisation_ids)
+
+
+@dataclass(frozen=True)
+class OrganisationChannel:
+    """A broadcast channel as the organisation's page lists it."""
+
+    title: str
+    is_verified: bool
+    subscribers: int
+    # The channel's page, or None when the viewer may not open it.
+    url: str | None
+
+
+ChannelsProvider = Callable[..., list[OrganisationChannel]]
+_channels_providers: list[ChannelsProvider] = []
+
+
+def organisation_channels_provider_register(provider: ChannelsProvider) -> None:
+    """`provider(*, user, organisation)` returns the organisation's channels
+    the page shows to `user` (a provider decides what the person may see)."""
+    if provider not in _channels_providers:
+        _channels_providers.append(provider)
+
+
+def organisation_channels(*, user: Any, organisation: Any) -> list[OrganisationChannel]:
+    """The channels every registered provider gives, in their order (none
+    when no app provides channels)."""
+    channels: list[OrganisationChannel] = []
+    for provider in _channels_providers:
+        channels.extend(provider(user=user, organisation=organisation))
+    return channels

@@ -13,7 +13,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from accounts.authentication import TokenAuthentication
 from accounts.models import User
 from accounts.photos import PHOTO_CONTENT_TYPE
-from organisations import selectors
+from organisations import extensions, selectors
 from organisations.forms import DirectorySearchForm
 from organisations.models import Organisation
 
@@ -72,6 +72,7 @@ def organisation_detail_view(request: HttpRequest, organisation_id: int) -> Http
     )
     context = {
         "organisation": organisation,
+        "channels": extensions.organisation_channels(user=user, organisation=organisation),
         "contacts_visible": selectors.organisation_contacts_visible(user=user, organisation=organisation),
         "parent_is_visible": parent_is_visible,
         "children": children[:CHILDREN_SHOWN],

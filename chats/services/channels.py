@@ -21,8 +21,21 @@ from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import BooleanField, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -44,6 +57,7 @@ from chats.services.chats import direct_chat_get_or_create
 from chats.services.messages import body_clean, client_id_clean, message_send
 from common.errors import ApplicationError, NotFound, PermissionDenied
 from common.services import audit_record
+from organisations.extensions import OrganisationChannel
 from organisations.models import (
     AUTHORITY_KINDS,
     EDUCATIONAL_KINDS,
@@ -73,9 +87,16 @@ QUOTE_EXCERPT_LENGTH = 80
 SMS_TITLE_LENGTH = 60
 ESCALATION_BATCH = 50
 SUBSCRIPTION_INSERT_BATCH = 1000
+# A new channel whose audience is bigger than this (an authority's region)
+# is not subscribed within the request that creates it: a Celery task does
+# it after the commit, a batch at a time (`channel_subscriptions_fill`). A
+# school's channel is complete at once, as its creator expects.
+SUBSCRIPTION_INLINE_MAX = 1000
 SYNC_EVENTS_MAX = 1000
 STATISTICS_PAGE_MAX = 200
 STATISTICS_ORGANISATIONS_SHOWN = 200
+# An organisation's page lists at most this many of its channels.
+ORGANISATION_PAGE_CHANNELS_MAX = 50
 EDITOR_ROLES = (MemberRole.OWNER, MemberRole.MODERATOR, MemberRole.EDITOR)
 
 
@@ -200,6 +221,53 @@ def awaiting_acknowledgement_count(chat: Chat) -> int:
     return int(getattr(chat, "awaiting_count", 0) or 0)
 
 
+def organisation_channels_list(*, user: User, organisation: Organisation) -> list[OrganisationChannel]:
+    """The organisation's channels for its directory page (the provider of
+    organisations.extensions): its official (verified) channels, and the
+    others the person may see (subscribed, or public); each with its number
+    of subscribers and, when the person may open it, its page. Official
+    first. One query."""
+    if not user.is_authenticated or not user.is_active:
+        return []
+    visible = channel_visibility_filter(user=user)
+    subscribers = (
+        ChatMember.objects.active()
+        .filter(chat=OuterRef("pk"))
+        .order_by()
+        .values("chat")
+        .annotate(total=Count("pk"))
+        .values("total")
+    )
+    official = Q(is_verified=True, organisation__is_verified=True)
+    chats = (
+        _channels()
+        .filter(organisation=organisation)
+        .filter(official | visible)
+        .annotate(
+            is_official=Case(When(official, then=Value(True)), default=Value(False), output_field=BooleanField()),
+            may_open=Case(When(visible, then=Value(True)), default=Value(False), output_field=BooleanField()),
+            subscribers=Coalesce(Subquery(subscribers), Value(0), output_field=IntegerField()),
+        )
+        .order_by("-is_official", "title", "pk")[:ORGANISATION_PAGE_CHANNELS_MAX]
+    )
+    return [
+        OrganisationChannel(
+            title=chat.title,
+            is_verified=chat.is_official,
+            subscribers=chat.subscribers,
+            url=reverse("chats:channel_detail", args=[chat.pk]) if chat.may_open else None,
+        )
+        for chat in chats
+    ]
+
+
+def channel_editors(*, chat_id: int, limit: int) -> list[User]:
+    """The people who post in a channel (its owner, moderators and editors),
+    at most `limit`, by id. One query."""
+    editors = ChatMember.objects.active().filter(chat_id=chat_id, role__in=EDITOR_ROLES).values("user_id")
+    return list(User.objects.filter(pk__in=editors, is_active=True).order_by("pk")[:limit])
+
+
 def channel_posts_page(*, member: ChatMember, before_seq: int | None, limit: int) -> tuple[list[Message], bool]:
     """A page of the channel's posts, oldest first, before `before_seq` (the
     newest page when None), and whether older ones exist."""
@@ -237,9 +305,13 @@ def channel_posts_state(*, member: ChatMember, posts: Sequence[Message]) -> Post
         Acknowledgement.objects.filter(user_id=member.user_id, message_id__in=ids).values_list("message_id", flat=True)
     )
     state = PostsState(acknowledged_ids=acknowledged_ids)
-    if member.role not in EDITOR_ROLES or not posts:
+    if member.role not in EDITOR_ROLES:
         return state
     subscribers = _subscribers(member.chat_id)
+    if not posts:
+        # The audience still counts: posts that arrive live say "read by 0 of N".
+        state.subscribers = subscribers.count()
+        return state
     aggregates: dict[str, Any] = {"subscribers": Count("pk")}
     for post in posts:
         aggregates[f"read_{post.seq}"] = Count("pk", filter=Q(last_read_seq__gte=post.seq))
@@ -508,6 +580,59 @@ def channel_subscriptions_sync(*, chat: Chat, organisation_ids: Iterable[int] | 
     return result
 
 
+def channel_subscriptions_fill(*, chat_id: int, after_user_id: int = 0, batch: int | None = None) -> int | None:
+    """Subscribe the next batch of a channel's audience: the people (by id,
+    after `after_user_id`) who are not subscribed yet. Returns the last id of
+    the batch to continue after, or None when the audience is done or the
+    channel is gone (archived).
+
+    Idempotent, so a task may run a batch twice (a retry, a lost worker):
+    people already subscribed keep their one subscription (marked automatic,
+    "membership wins"), and people a moderator removed are not brought back.
+    One short transaction per batch; no per-person events (the sockets pick
+    the channel up on their next connect, as for the resync).
+    """
+    batch = batch or SUBSCRIPTION_INSERT_BATCH
+    chat = _channels().select_related("organisation").filter(pk=chat_id).first()
+    if chat is None or chat.organisation is None:
+        return None
+    user_ids = list(
+        User.objects.filter(is_active=True, pk__gt=after_user_id, pk__in=_audience_user_ids(chat.organisation))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:batch]
+    )
+    if not user_ids:
+        return None
+    with transaction.atomic():
+        subscribed_or_removed = set(
+            ChatMember.objects.filter(chat=chat, user_id__in=user_ids)
+            .filter(Q(left_at__isnull=True) | Q(is_removed=True))
+            .values_list("user_id", flat=True)
+        )
+        ChatMember.objects.active().filter(chat=chat, user_id__in=user_ids, is_synced=False).update(is_synced=True)
+        last_seq = Chat.objects.filter(pk=chat.pk).values_list("last_seq", flat=True).get()
+        _members_insert(
+            [
+                ChatMember(chat=chat, user_id=user_id, role=MemberRole.MEMBER, is_synced=True, last_read_seq=last_seq)
+                for user_id in user_ids
+                if user_id not in subscribed_or_removed
+            ]
+        )
+    return user_ids[-1] if len(user_ids) == batch else None
+
+
+def _subscriptions_fill_queue(chat_id: int) -> None:
+    """After the channel's commit: the task that subscribes its audience.
+    A broker that is down loses nothing for good: the nightly resync
+    (`channels_resync_all`) subscribes everyone the task did not."""
+    from chats.tasks_channels import channel_subscriptions_fill as fill_task
+
+    try:
+        fill_task.delay(chat_id)
+    except Exception:
+        logger.exception("channel %s: subscription task not queued; the nightly resync subscribes them", chat_id)
+
+
 def _members_insert(batch: list[ChatMember]) -> int:
     # ignore_conflicts: a person who subscribed by hand a moment ago keeps
     # that subscription (the partial unique index on active rows refuses the
@@ -579,9 +704,12 @@ def channel_create(
 ) -> Chat:
     """Create a broadcast channel of an organisation; its administrators
     (and platform superusers) may. The creator becomes its owner and the
-    organisation's members (the subtree's, for an authority) are subscribed.
-    The channel is official (verified) when the organisation is verified:
-    the badge is never taken from input.
+    organisation's members (the subtree's, for an authority) are subscribed:
+    at once when they are at most SUBSCRIPTION_INLINE_MAX, else by a Celery
+    task queued after the commit (tasks_channels.channel_subscriptions_fill),
+    so that creating a region's channel does not hold the request. The
+    channel is official (verified) when the organisation is verified: the
+    badge is never taken from input.
 
     Raises PermissionDenied "not_organisation_administrator" and
     ApplicationError (invalid title or description). Audited.
@@ -605,7 +733,12 @@ def channel_create(
             is_verified=organisation.is_verified,
         )
         ChatMember.objects.create(chat=chat, user=actor, role=MemberRole.OWNER)
-        channel_subscriptions_sync(chat=chat)
+        # Counting stops past the limit: a region's memberships are not counted.
+        audience_size = _audience_user_ids(organisation)[: SUBSCRIPTION_INLINE_MAX + 1].count()
+        if audience_size > SUBSCRIPTION_INLINE_MAX:
+            transaction.on_commit(partial(_subscriptions_fill_queue, chat.pk))
+        else:
+            channel_subscriptions_sync(chat=chat)
         audit_record(
             actor=actor,
             action="channel.create",

@@ -115,7 +115,7 @@ def test_the_chat_list_shows_the_persons_chats_with_unread_counts_and_the_last_m
     assert [(item.chat.pk, item.unread_count) for item in chats] == [(world.parents_chat.pk, 2)]
     assert f'<a href="/chats/{world.parents_chat.pk}/" class="chat-title">{world.parents_chat.title}</a>' in html
     assert "<span data-count>2</span>" in html
-    assert f"{world.teacher.display_name}: Приходите, пожалуйста" in html
+    assert f"<span>{world.teacher.display_name}: </span><span data-preview-body>Приходите, пожалуйста</span>" in html
     # The students' and the staff chat are not the parent's.
     assert f"/chats/{world.students_chat.pk}/" not in html
     assert f"/chats/{world.staff_chat.pk}/" not in html
@@ -301,9 +301,9 @@ def test_a_reply_quotes_the_message_replied_to():
     reply = Message.objects.get(seq=2)
     assert reply.reply_to_id == question.pk
     after = page_of(client.get(url))
-    quote = re.search(r'<blockquote class="quote"><a href="#m1">(.*?)</a></blockquote>', after, re.S)
+    quote = re.search(r'<blockquote class="quote" data-reply-to="1"><a href="#m1">(.*?)</a></blockquote>', after, re.S)
     assert quote is not None
-    assert f"{world.teacher.display_name}: Кто придёт на собрание?" in quote.group(1)
+    assert f"{world.teacher.display_name}: <span data-quote-text>Кто придёт на собрание?</span>" in quote.group(1)
 
 
 def test_a_moderator_deletes_a_message_and_it_shows_as_deleted():

@@ -91,7 +91,9 @@ def test_a_message_sent_by_one_appears_live_for_the_other(live_daphne, browser, 
     teacher_page.locator("#send button[type=submit]").click()
     parent_page.wait_for_selector("#m2", timeout=TIMEOUT_MS)
     assert parent_page.locator("#m2 .body").inner_text() == "Собрание в 18:00, кабинет 21"
-    assert parent_page.locator("#m2 .quote").inner_text().startswith("Добрый вечер!")
+    # The quote as the server draws it: who wrote what.
+    quote = parent_page.locator("#m2 .quote").inner_text()
+    assert quote.endswith(f"{parent.display_name}: Добрый вечер! <b>Вопрос</b> про собрание")
     assert parent_page.locator("#m2 .author svg.cap").count() == 1
     assert parent_page.evaluate("window.notReloaded") is True
     parent_page.screenshot(path=str(artifacts_dir / "chat-live-parent.png"), full_page=True)
