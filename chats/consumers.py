@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeGuard
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.cache import cache
@@ -281,6 +282,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # No channel layer: events come through the process's Hub (see the
     # module docstring of common.realtime for why).
     channel_layer_alias = "none: events come from common.realtime"
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its `aclose_old_connections` hop to the
+        database thread before every frame: every database call here goes
+        through database_sync_to_async, which closes stale connections in
+        that thread anyway."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError("No handler for message type " + str(message["type"]))
+        await handler(message)
 
     async def connect(self) -> None:
         self.hub = realtime.hub()

@@ -188,7 +188,7 @@ def message_send(
     now = timezone.now()
     member = selectors.chat_member_get(user=user, chat_id=chat_id)
     if client_id:
-        existing = _sent_by_client_id(chat_id=chat_id, user=user, client_id=client_id, text=text)
+        existing = _sent_by_client_id(chat=member.chat, user=user, client_id=client_id, text=text)
         if existing is not None:
             return existing, False
     posting_check(member=member, now=now)
@@ -228,33 +228,40 @@ def message_send(
         # A parallel resend with the same client_id won the race.
         if not client_id:
             raise
-        existing = _sent_by_client_id(chat_id=chat_id, user=user, client_id=client_id, text=text)
+        existing = _sent_by_client_id(chat=member.chat, user=user, client_id=client_id, text=text)
         if existing is None:
             raise
         return existing, False
     return message, True
 
 
-def _sent_by_client_id(*, chat_id: int, user: User, client_id: str, text: str) -> Message | ScheduledMessage | None:
+def _sent_by_client_id(*, chat: Chat, user: User, client_id: str, text: str) -> Message | ScheduledMessage | None:
     """What this client id already sent: the message, or the held message
-    not yet delivered.
+    not yet delivered (held messages exist in direct chats only).
 
     Raises ApplicationError "client_id_conflict" when it was another text.
+    The first look is a bare (id, hash) query: it runs on every send and
+    almost always finds nothing.
     """
-    existing: Message | ScheduledMessage | None = (
-        Message.objects.select_related("author", "reply_to")
-        .filter(chat_id=chat_id, author=user, client_id=client_id)
-        .first()
+    found = list(
+        Message.objects.filter(chat_id=chat.pk, author=user, client_id=client_id).values_list("pk", "body_hash")[:1]
     )
-    if existing is None:
-        existing = ScheduledMessage.objects.filter(
-            chat_id=chat_id, author=user, client_id=client_id, delivered_message__isnull=True
-        ).first()
-    if existing is None:
+    model: type[Message] | type[ScheduledMessage] = Message
+    if not found and chat.kind == ChatKind.DIRECT:
+        model = ScheduledMessage
+        found = list(
+            ScheduledMessage.objects.filter(
+                chat_id=chat.pk, author=user, client_id=client_id, delivered_message__isnull=True
+            ).values_list("pk", "body_hash")[:1]
+        )
+    if not found:
         return None
-    if existing.body_hash != body_hash(text):
+    pk, hash_found = found[0]
+    if hash_found != body_hash(text):
         raise ApplicationError(_("This client_id was already used for a different message."), code="client_id_conflict")
-    return existing
+    if model is Message:
+        return Message.objects.select_related("author", "reply_to").get(pk=pk)
+    return ScheduledMessage.objects.get(pk=pk)
 
 
 def message_send_rate_check(*, user: User) -> None:

@@ -1005,7 +1005,8 @@ async def test_a_revoked_token_closes_only_its_own_sockets():
     laptop, _hello = await signed_in(anna)
 
     await database_sync_to_async(realtime.publish)(
-        user_group_name(anna.pk), json.dumps({"type": "token.revoked", "key_hash": token_key_hash(key)}, separators=(",", ":"))
+        user_group_name(anna.pk),
+        json.dumps({"type": "token.revoked", "key_hash": token_key_hash(key)}, separators=(",", ":")),
     )
 
     assert await phone.receive_close() == 4001

@@ -2,6 +2,7 @@
 when Redis goes away and comes back."""
 
 import asyncio
+
 import pytest
 import redis
 from asgiref.sync import sync_to_async
