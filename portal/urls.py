@@ -8,6 +8,7 @@ api_v1 = [
     path("", include("accounts.api_urls")),
     path("", include("organisations.api_urls")),
     path("", include("chats.api_urls")),
+    path("", include("lessons.api_urls")),
 ]
 
 urlpatterns = [
@@ -21,4 +22,5 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("organisations.urls")),
     path("", include("chats.urls")),
+    path("", include("lessons.urls")),
 ]

@@ -7,8 +7,11 @@ so a new endpoint cannot land without deciding who may call it. Allowed roles
 must not get 401/403/404; every other role must get one of them.
 """
 
+import datetime
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -17,8 +20,10 @@ from chats.services import channels, content
 from chats.services.chats import group_chat_create
 from chats.services.messages import message_send
 from chats.services.sync import chats_sync
+from lessons import services as lesson_services
+from lessons.models import MeetingKind
 from organisations import services
-from organisations.models import Role
+from organisations.models import Membership, Role
 from organisations.selectors import current_academic_year
 from organisations.tests.factories import make_organisation
 
@@ -151,6 +156,60 @@ MATRIX.update(
 )
 
 
+LESSON_HOSTS = {"teacher", "administrator"}
+PARENT_MEETING_PEOPLE = {"parent", "teacher", "administrator"}
+MEETING = {"meeting_id": "meeting"}
+MEETING_GUEST = {"meeting_id": "meeting", "participant_id": "guest_participant"}
+
+MATRIX.update(
+    {
+        # A fixed body cannot name the organisation: {} answers 400 to every
+        # signed-in role (past the permission check, nothing stored).
+        "/api/v1/meetings/": {"get": (SIGNED_IN, {}, {}), "post": (SIGNED_IN, {}, {})},
+        "/api/v1/meetings/{meeting_id}/": {
+            "get": (PARENT_MEETING_PEOPLE, MEETING, {}),
+            "patch": (LESSON_HOSTS, MEETING, {"title": "Собрание 7Б, перенесено"}),
+        },
+        "/api/v1/meetings/{meeting_id}/cancel/": {"post": (LESSON_HOSTS, MEETING, {})},
+        "/api/v1/meetings/{meeting_id}/links/": {
+            "get": (LESSON_HOSTS, MEETING, {}),
+            "post": (LESSON_HOSTS, MEETING, {"label": "Бабушка Ивана"}),
+        },
+        "/api/v1/meetings/{meeting_id}/links/{link_id}/": {
+            "delete": (LESSON_HOSTS, {"meeting_id": "meeting", "link_id": "link"}, {})
+        },
+        "/api/v1/meetings/{meeting_id}/join/": {
+            "get": (PARENT_MEETING_PEOPLE, MEETING, {}),
+            "post": (PARENT_MEETING_PEOPLE, MEETING, {}),
+        },
+        "/api/v1/meetings/{meeting_id}/lobby/": {"get": (LESSON_HOSTS, MEETING, {})},
+        "/api/v1/meetings/{meeting_id}/lobby/admit-all/": {"post": (LESSON_HOSTS, MEETING, {})},
+        "/api/v1/meetings/{meeting_id}/lobby/{participant_id}/admit/": {"post": (LESSON_HOSTS, MEETING_GUEST, {})},
+        "/api/v1/meetings/{meeting_id}/lobby/{participant_id}/deny/": {"post": (LESSON_HOSTS, MEETING_GUEST, {})},
+        "/api/v1/meetings/{meeting_id}/participants/": {"get": (LESSON_HOSTS, MEETING, {})},
+        "/api/v1/meetings/{meeting_id}/participants/{participant_id}/remove/": {
+            "post": (LESSON_HOSTS, MEETING_GUEST, {})
+        },
+        "/api/v1/meetings/{meeting_id}/attendance/": {"get": (LESSON_HOSTS, MEETING, {})},
+        "/api/v1/meetings/{meeting_id}/attendance.csv": {"get": (LESSON_HOSTS, MEETING, {})},
+        "/api/v1/study-groups/{group_id}/attendance/": {"get": (LESSON_HOSTS, {"group_id": "group"}, {})},
+        "/api/v1/study-groups/{group_id}/attendance.csv": {"get": (LESSON_HOSTS, {"group_id": "group"}, {})},
+        "/api/v1/calendar/": {"get": (SIGNED_IN, {}, {})},
+        "/api/v1/meeting-notifications/": {"get": (SIGNED_IN, {}, {})},
+        "/api/v1/meeting-notifications/read/": {"post": (SIGNED_IN, {}, {})},
+        "/api/v1/me/meeting-reminders/": {
+            "get": (SIGNED_IN, {}, {}),
+            "put": (SIGNED_IN, {}, {"by_sms": True}),
+        },
+        # No sign-in needed; a signed-in child in safe mode is refused as a guest (403 safe_mode).
+        "/api/v1/join/{token}/": {
+            "get": (EVERYONE - {"student"}, {"token": "link_token"}, {}),
+            "post": (EVERYONE - {"student"}, {"token": "link_token"}, {"display_name": "Нина Петровна"}),
+        },
+    }
+)
+
+
 class World:
     def __init__(self) -> None:
         year = current_academic_year()
@@ -179,7 +238,7 @@ class World:
             actor=None, user=self.users["other_admin"], organisation=self.other_school, role=Role.ADMINISTRATOR
         )
         self.group = group
-        self.values = {
+        self.values: dict[str, int | str] = {
             "school": self.school.pk,
             "group": group.pk,
             "student": self.users["student"].pk,
@@ -187,6 +246,7 @@ class World:
             "teacher_membership": self.users["teacher"].memberships.get().pk,
         }
         self._chats()
+        self._lessons()
 
     def _chats(self) -> None:
         """The class chats of 7Б (the teacher moderates both), a message and a
@@ -220,6 +280,32 @@ class World:
                 "channel_post": post.seq,
             }
         )
+
+    def _lessons(self) -> None:
+        """The teacher, verified by the school, hosts a parent meeting of 7Б
+        that started five minutes ago (so joining and the lobby are open):
+        one unused guest link ("link", its token "link_token") and a guest
+        waiting in the lobby through another link ("guest_participant")."""
+        teacher, administrator = self.users["teacher"], self.users["administrator"]
+        services.verification_decide(
+            actor=administrator,
+            membership=Membership.objects.get(user=teacher, organisation=self.school, role=Role.TEACHER),
+            approve=True,
+        )
+        teacher.refresh_from_db()
+        meeting = lesson_services.meeting_create(
+            actor=teacher,
+            organisation_id=self.school.pk,
+            kind=MeetingKind.PARENT_MEETING,
+            title="Собрание 7Б",
+            starts_at=timezone.now() - datetime.timedelta(minutes=5),
+            duration_minutes=60,
+            audience=lesson_services.AudienceSpec(guardian_group_ids=(self.group.pk,)),
+        )
+        link, token = lesson_services.join_link_create(actor=teacher, meeting_id=meeting.pk, label="Бабушка")
+        _guest_link, guest_token = lesson_services.join_link_create(actor=teacher, meeting_id=meeting.pk)
+        guest = lesson_services.guest_join(token=guest_token, display_name="Гость", ip="192.0.2.1")
+        self.values.update({"meeting": meeting.pk, "link": link.pk, "link_token": token, "guest_participant": guest.pk})
 
     def client(self, role: str) -> Client:
         client = APIClient()

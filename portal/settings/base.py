@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "accounts",
     "organisations",
     "chats",
+    "lessons",
 ]
 
 MIDDLEWARE = [
@@ -153,6 +154,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "scheduled-messages-deliver": {"task": "chats.tasks.scheduled_messages_deliver", "schedule": 60.0},
     "chat-attachments-purge": {"task": "chats.tasks.attachments_unbound_purge", "schedule": 3600.0},
     "channel-escalations-run": {"task": "chats.tasks_channels.channel_escalations_run", "schedule": 60.0},
+    "meeting-reminders-send": {"task": "lessons.tasks.reminders_send", "schedule": 60.0},
     "channel-subscriptions-resync": {
         "task": "chats.tasks_channels.channel_subscriptions_resync",
         "schedule": 86400.0,
@@ -217,6 +219,10 @@ CHAT_SEARCH_RATE = os.environ.get("CHAT_SEARCH_RATE", "30/minute")
 CHAT_ATTACHMENT_MAX_BYTES = int(os.environ.get("CHAT_ATTACHMENT_MAX_BYTES", str(20 * 1024 * 1024)))
 CHAT_ATTACHMENT_UPLOAD_RATE = os.environ.get("CHAT_ATTACHMENT_UPLOAD_RATE", "60/hour")
 
+# --- Lessons: wrong guest-link tokens allowed per client IP before every
+# token from it is refused for the rest of the window.
+LESSON_LINK_GUESS_RATE = os.environ.get("LESSON_LINK_GUESS_RATE", "20/hour")
+
 # --- TURN / ICE (used by lessons; documented now so deployments can set them).
 TURN_URLS = env_list("TURN_URLS", "")
 TURN_SHARED_SECRET = os.environ.get("TURN_SHARED_SECRET", "")
@@ -246,6 +252,15 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Several apps have fields called "kind" and "role" with their own
+    # choices: each set gets a stable name of its own.
+    "ENUM_NAME_OVERRIDES": {
+        "KindEnum": ["text", "poll", "system"],
+        "RoleEnum": "chats.models.MemberRole",
+        "MeetingKindEnum": "lessons.models.MeetingKind",
+        "MeetingParticipantRoleEnum": "lessons.models.ParticipantRole",
+        "MeetingNotificationKindEnum": "lessons.models.NotificationKind",
+    },
 }
 
 # --- Content Security Policy (django-csp 4).

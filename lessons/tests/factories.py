@@ -1,0 +1,89 @@
+"""Factories for the lessons tests: a school with a class whose homeroom
+teacher is a verified educator, and meetings made through the services."""
+
+import datetime
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import User
+from lessons import services
+from lessons.models import Meeting, MeetingKind
+from lessons.services import AudienceSpec
+from organisations import services as organisation_services
+from organisations.models import Membership, Role
+from organisations.tests.factories import SchoolWithClass, make_school_with_class
+
+
+def verify_teacher(*, world: SchoolWithClass, teacher: User | None = None) -> User:
+    teacher = teacher or world.teacher
+    membership = Membership.objects.active().get(user=teacher, organisation=world.school, role=Role.TEACHER)
+    organisation_services.verification_decide(actor=world.administrator, membership=membership, approve=True)
+    teacher.refresh_from_db()
+    return teacher
+
+
+def make_lesson_world(**fields: Any) -> SchoolWithClass:
+    """make_school_with_class with the homeroom teacher verified."""
+    world = make_school_with_class(**fields)
+    verify_teacher(world=world)
+    return world
+
+
+def in_minutes(minutes: float, now: datetime.datetime | None = None) -> datetime.datetime:
+    return (now or timezone.now()) + datetime.timedelta(minutes=minutes)
+
+
+def make_meeting(
+    *,
+    world: SchoolWithClass,
+    kind: str = MeetingKind.LESSON,
+    host: User | None = None,
+    starts_at: datetime.datetime | None = None,
+    audience: AudienceSpec | None = None,
+    duration_minutes: int = 45,
+    title: str = "Урок математики",
+    now: datetime.datetime | None = None,
+    **fields: Any,
+) -> Meeting:
+    if audience is None:
+        if kind == MeetingKind.LESSON:
+            audience = AudienceSpec(student_group_ids=(world.group.pk,))
+        elif kind == MeetingKind.PARENT_MEETING:
+            audience = AudienceSpec(guardian_group_ids=(world.group.pk,))
+        elif kind == MeetingKind.STAFF_MEETING:
+            audience = AudienceSpec(invite_staff=True)
+        else:
+            audience = AudienceSpec(user_ids=(world.parent.pk,))
+    return services.meeting_create(
+        actor=host or world.teacher,
+        organisation_id=world.school.pk,
+        kind=kind,
+        title=title,
+        starts_at=starts_at or in_minutes(60 * 24 * 3, now),
+        duration_minutes=duration_minutes,
+        audience=audience,
+        now=now,
+        **fields,
+    )
+
+
+def make_parent_meeting_now(world: SchoolWithClass, **fields: Any) -> Meeting:
+    """A parent meeting of the class that started five minutes ago."""
+    return make_meeting(
+        world=world,
+        kind=MeetingKind.PARENT_MEETING,
+        title="Родительское собрание",
+        starts_at=in_minutes(-5),
+        **fields,
+    )
+
+
+def make_lesson_now(world: SchoolWithClass, **fields: Any) -> Meeting:
+    return make_meeting(world=world, starts_at=in_minutes(-5), **fields)
+
+
+def directory_changes_forget() -> None:
+    """See chats.tests.factories: a test's transaction never commits."""
+    connection.__dict__.pop("_parta_directory_changes", None)
