@@ -6,7 +6,8 @@ import math
 import re
 import time
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.utils.translation import gettext as _
 
 from common.errors import RateLimited
@@ -55,17 +56,32 @@ def rate_limit_hit(*, scope: str, key: str, rate: str) -> None:
     # The key lives a little past its window so that an increment late in
     # the window never recreates it without an expiry.
     timeout = math.ceil(window_end - now) + 5
-    if cache.add(cache_key, 1, timeout=timeout):
-        count = 1
-    else:
-        try:
-            count = cache.incr(cache_key)
-        except ValueError:
-            # Expired between add and incr: this hit starts a fresh count.
-            cache.add(cache_key, 1, timeout=timeout)
-            count = 1
+    count = _count_hit(cache_key, timeout)
     if count > limit:
         raise RateLimited(
             _("Too many requests. Try again in %(seconds)s s.") % {"seconds": max(1, math.ceil(window_end - now))},
             retry_after=math.ceil(window_end - now),
         )
+
+
+def _count_hit(cache_key: str, timeout: int) -> int:
+    """Add one to the window's counter and return it: on Redis one round
+    trip (SET NX with the expiry, then INCR, pipelined; this runs on every
+    chat message), elsewhere the cache's add-then-incr."""
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        key = backend.make_and_validate_key(cache_key)
+        client = backend._cache.get_client(key, write=True)  # type: ignore[attr-defined]
+        pipeline = client.pipeline(transaction=False)
+        pipeline.set(key, 0, ex=timeout, nx=True)
+        pipeline.incr(key)
+        _created, count = pipeline.execute()
+        return int(count)
+    if cache.add(cache_key, 1, timeout=timeout):
+        return 1
+    try:
+        return int(cache.incr(cache_key))
+    except ValueError:
+        # Expired between add and incr: this hit starts a fresh count.
+        cache.add(cache_key, 1, timeout=timeout)
+        return 1

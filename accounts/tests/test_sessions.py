@@ -2,7 +2,6 @@ import logging
 
 import pytest
 from channels.db import database_sync_to_async
-from common.testing import Inbox
 from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
@@ -14,6 +13,7 @@ from accounts.tests.factories import make_login_code, make_token, make_user
 from common import realtime
 from common.errors import ApplicationError
 from common.models import AuditEvent
+from common.testing import Inbox
 
 pytestmark = pytest.mark.django_db
 

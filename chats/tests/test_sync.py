@@ -347,10 +347,10 @@ def test_the_demo_has_class_chats_with_the_teachers_messages_and_a_second_run_ad
 async def test_a_student_put_into_a_class_hears_of_the_chat_on_their_sockets():
 
     from channels.db import database_sync_to_async
-    from common.testing import Inbox
 
     from accounts.events import user_group_name
     from common import realtime
+    from common.testing import Inbox
 
     world = await database_sync_to_async(make_school_with_class)(students=0)
     student = await database_sync_to_async(make_user)()
