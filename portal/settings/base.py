@@ -100,6 +100,11 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # Kept open between requests and socket frames (each database
+            # thread has its own): opening one with its PRAGMAs cost about
+            # a tenth of a chat message's CPU (bench/README.md).
+            "CONN_MAX_AGE": 600,
+            "CONN_HEALTH_CHECKS": True,
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
