@@ -78,3 +78,11 @@ def user_event_publish(*, user_id: int, event: dict[str, Any]) -> None:
     from accounts.events import user_group_name
 
     frames_publish([(user_group_name(user_id), event)], what="user event")
+
+
+def user_events_publish(items: list[tuple[int, dict[str, Any]]], *, what: str = "user events") -> None:
+    """user_event_publish for many people at once: one callback after commit
+    and one round trip to Redis."""
+    from accounts.events import user_group_name
+
+    frames_publish([(user_group_name(user_id), event) for user_id, event in items], what=what)

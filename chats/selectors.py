@@ -67,6 +67,15 @@ def member_may_see_receipts(member: ChatMember) -> bool:
     return member_is_staff(member) or member.chat.kind == ChatKind.DIRECT
 
 
+def receipt_viewer_ids(*, chat: Chat, reader_id: int) -> list[int]:
+    """Who sees "seen by N of M" in the chat (member_may_see_receipts), but
+    the reader: one query."""
+    members = ChatMember.objects.active().filter(chat=chat).exclude(user_id=reader_id)
+    if chat.kind != ChatKind.DIRECT:
+        members = members.filter(role__in=POSTING_STAFF_ROLES)
+    return list(members.values_list("user_id", flat=True))
+
+
 def chat_ids_of_user(*, user: User) -> list[int]:
     return list(
         ChatMember.objects.active()

@@ -387,6 +387,7 @@ def _live_context(
                 "muted": _("You are muted in this chat."),
                 "archived": _("This chat has been closed."),
                 "left": _("You are no longer a member of this chat."),
+                "seen": _("Seen by %(seen)s of %(total)s"),
                 "sizes": _size_texts(),
             },
         },

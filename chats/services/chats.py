@@ -301,7 +301,9 @@ def chat_read_mark(*, user: User, chat_id: int, seq: Any) -> tuple[int, int]:
     Raises NotFound (not in the chat) and ApplicationError for a bad seq.
 
     Side effects: "chat.read" to the person's own sockets (other devices
-    update their unread counters).
+    update their unread counters) and "chat.seen" to the people who see the
+    chat's read receipts (its staff; the other person of a direct chat),
+    whose "seen by N of M" changed.
     """
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise ApplicationError(_("seq must be a message's number."), code="invalid", extra={"field": "seq"})
@@ -311,5 +313,10 @@ def chat_read_mark(*, user: User, chat_id: int, seq: Any) -> tuple[int, int]:
         moved = ChatMember.objects.filter(pk=member.pk, last_read_seq__lt=position).update(last_read_seq=position)
         if moved:
             events.user_event_publish(user_id=user.pk, event={"type": "chat.read", "chat": chat_id, "seq": position})
+            seen = {"type": "chat.seen", "chat": chat_id, "seq": position}
+            events.user_events_publish(
+                [(viewer_id, seen) for viewer_id in selectors.receipt_viewer_ids(chat=member.chat, reader_id=user.pk)],
+                what="read receipts",
+            )
             return position, member.chat.last_seq
     return max(position, member.last_read_seq), member.chat.last_seq

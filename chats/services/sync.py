@@ -22,7 +22,6 @@ from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from accounts.events import user_group_name
 from chats import events
 from chats.models import Chat, ChatKind, ChatMember, MemberRole
 from organisations.models import (
@@ -330,10 +329,9 @@ def _sync(organisation_ids: list[int]) -> SyncResult:
 
 
 def _user_events_publish(items: list[tuple[int, dict[str, Any]]]) -> None:
-    """events.user_event_publish for many people at once: one callback after
-    commit and one round trip to Redis for all of them (an import adds
+    """events.user_event_publish for many people at once (an import adds
     thousands of members)."""
-    events.frames_publish([(user_group_name(user_id), event) for user_id, event in items], what="membership events")
+    events.user_events_publish(items, what="membership events")
 
 
 def directory_changed_hook(organisation_ids: set[int]) -> None:

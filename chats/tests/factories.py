@@ -47,6 +47,7 @@ def event_log_install(monkeypatch: pytest.MonkeyPatch) -> EventLog:
     monkeypatch.setattr(events, "event_publish", chat_event)
     monkeypatch.setattr(events, "user_event_publish", user_event)
     monkeypatch.setattr(sync, "_user_events_publish", user_events)
+    monkeypatch.setattr(events, "user_events_publish", lambda items, **options: user_events(items))
     return log
 
 

@@ -346,7 +346,7 @@ def test_class_chats_are_named_by_the_directory():
 
 
 def test_the_read_position_only_moves_forward_and_not_past_the_last_message(published):
-    world = make_school_with_chats(students=1)
+    world = make_school_with_chats(students=2)
     chat = world.parents_chat
     Chat.objects.filter(pk=chat.pk).update(last_seq=10)
     published.clear()
@@ -355,7 +355,11 @@ def test_the_read_position_only_moves_forward_and_not_past_the_last_message(publ
     assert chat_services.chat_read_mark(user=world.parent, chat_id=chat.pk, seq=2) == (4, 10)
     assert chat_services.chat_read_mark(user=world.parent, chat_id=chat.pk, seq=99) == (10, 10)
     assert ChatMember.objects.get(chat=chat, user=world.parent).last_read_seq == 10
+    # The teacher (the chat's staff) sees read receipts and hears that they
+    # changed; the other parents do not.
     assert published.user_events == [
         (world.parent.pk, {"type": "chat.read", "chat": chat.pk, "seq": 4}),
+        (world.teacher.pk, {"type": "chat.seen", "chat": chat.pk, "seq": 4}),
         (world.parent.pk, {"type": "chat.read", "chat": chat.pk, "seq": 10}),
+        (world.teacher.pk, {"type": "chat.seen", "chat": chat.pk, "seq": 10}),
     ]

@@ -131,6 +131,7 @@ const handlers = {
   "chat.archived"(frame) { left(frame.chat, texts.archived); },
   "chat.left"(frame) { left(frame.chat, texts.left); },
   "chat.joined"(frame) { if (list) listChatJoined(frame.chat); },
+  "chat.seen"(frame) { if (frame.chat === chatId && !isChannel) seenSoon(); }, // someone read further
   "chat.read"(frame) { // read on another device
     const item = listItem(frame.chat);
     if (item) unread(item, Math.max(0, item.dataset.lastSeq - frame.seq));
@@ -681,6 +682,37 @@ async function refresh() {
   } catch {
     // The next event or reconnect tries again.
   }
+}
+
+// --- "Seen by N of M" ----------------------------------------------------------------------------------------
+
+let seenTimer = null;
+
+function seenSoon() { // many members read at once: one request for all of them
+  clearTimeout(seenTimer);
+  seenTimer = setTimeout(async () => {
+    const items = [...log.querySelectorAll("[data-seq]")].filter((item) => item.querySelector(".foot")).slice(-100);
+    if (!items.length) return;
+    try {
+      const seqs = items.map((item) => item.dataset.seq).join(",");
+      const response = await fetch(`/api/v1/chats/${chatId}/receipts/?seqs=${seqs}`, { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      for (const receipt of await response.json()) {
+        const item = ours(chatId, receipt.seq);
+        const foot = item && item.querySelector(".foot");
+        if (!foot || !receipt.seen_by) continue;
+        let seen = foot.querySelector(".seen");
+        if (!seen) {
+          seen = document.createElement("span");
+          seen.className = "help seen";
+          foot.insertBefore(seen, foot.querySelector(".reply-link"));
+        }
+        seen.textContent = fmt(texts.seen, { seen: receipt.seen_by, total: receipt.of_members });
+      }
+    } catch {
+      // The next "chat.seen" tries again.
+    }
+  }, 1500);
 }
 
 // --- Reading, typing and notes ----------------------------------------------------------------------------
