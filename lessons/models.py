@@ -391,3 +391,88 @@ class Recording(models.Model):
 
     def __str__(self) -> str:
         return f"recording of {self.occurrence_id}"
+
+
+# --- The call (signalling side: lessons.consumers, lessons.calls) ---------------------------------------------------
+
+
+class CallState(models.Model):
+    """What the host set for the call of one occurrence: the "safe lesson"
+    profile (non-hosts join muted and see only the hosts' video), locked
+    microphones with the one participant given the floor, and whether the
+    host ended it for everyone."""
+
+    occurrence = models.OneToOneField(Occurrence, related_name="call_state", on_delete=models.CASCADE)
+    is_safe_lesson = models.BooleanField(_("safe lesson"), default=False)
+    are_microphones_locked = models.BooleanField(_("microphones locked"), default=False)
+    floor_participant = models.ForeignKey(
+        "Participant", null=True, blank=True, related_name="+", on_delete=models.SET_NULL
+    )
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+", on_delete=models.SET_NULL
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("call")
+        verbose_name_plural = _("calls")
+
+    def __str__(self) -> str:
+        return f"call of {self.occurrence_id}"
+
+
+class CallPresence(models.Model):
+    """A participant who is in the call now, through one signalling
+    connection (`channel_name`): a newer connection of the same participant
+    takes the row over, and only the connection named here may end it."""
+
+    participant = models.OneToOneField(Participant, related_name="call_presence", on_delete=models.CASCADE)
+    occurrence = models.ForeignKey(Occurrence, related_name="call_presences", on_delete=models.CASCADE)
+    channel_name = models.CharField(max_length=100)
+    joined_at = models.DateTimeField()
+    is_audio_muted = models.BooleanField(default=False)
+    is_video_muted = models.BooleanField(default=False)
+    is_audio_only = models.BooleanField(default=False)
+    hand_raised_at = models.DateTimeField(null=True, blank=True)
+    # The media section (mid) of the participant's publish connection that
+    # carries their shared screen, so that the others can tell it from the
+    # camera; empty when they share nothing.
+    screen_mid = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["joined_at", "id"]
+        verbose_name = _("participant in the call")
+        verbose_name_plural = _("participants in the call")
+
+    def __str__(self) -> str:
+        return f"{self.participant_id} in the call of {self.occurrence_id}"
+
+
+CALL_MESSAGE_MAX_LENGTH = 2000
+
+
+class CallMessage(models.Model):
+    """A message of the chat inside a call, kept with its occurrence."""
+
+    occurrence = models.ForeignKey(Occurrence, related_name="call_messages", on_delete=models.CASCADE)
+    participant = models.ForeignKey(Participant, related_name="call_messages", on_delete=models.CASCADE)
+    author_name = models.CharField(_("author"), max_length=DISPLAY_NAME_MAX_LENGTH)
+    body = models.TextField(_("text"), max_length=CALL_MESSAGE_MAX_LENGTH)
+    client_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(_("sent at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("message in a call")
+        verbose_name_plural = _("messages in calls")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "client_id"],
+                condition=~Q(client_id=""),
+                name="call_message_unique_client_id",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.author_name}: {self.body[:40]}"

@@ -228,6 +228,22 @@ CHAT_ATTACHMENT_UPLOAD_RATE = os.environ.get("CHAT_ATTACHMENT_UPLOAD_RATE", "60/
 # token from it is refused for the rest of the window.
 LESSON_LINK_GUESS_RATE = os.environ.get("LESSON_LINK_GUESS_RATE", "20/hour")
 
+# --- Lessons: the call. Media workers by id: every lesson is placed on one
+# of LESSONS_MEDIA_WORKERS (rendezvous hashing, lessons.media.protocol), so
+# every web process must list the same ids, and each id must have one worker
+# running (`python -m lessons.media --worker-id ID`). A worker process takes
+# its own id from LESSONS_MEDIA_WORKER_ID (or --worker-id).
+LESSONS_MEDIA_WORKERS = env_list("LESSONS_MEDIA_WORKERS", "main")
+LESSONS_MEDIA_WORKER_ID = os.environ.get("LESSONS_MEDIA_WORKER_ID", "")
+# Seconds the signalling side waits for a media worker's reply before it
+# tells the participant that the media server is unavailable.
+LESSONS_MEDIA_COMMAND_TIMEOUT = float(os.environ.get("LESSONS_MEDIA_COMMAND_TIMEOUT", "20"))
+# The worker's own limits (lessons.media.worker.settings_from_django).
+LESSONS_MEDIA_CONNECT_TIMEOUT = float(os.environ.get("LESSONS_MEDIA_CONNECT_TIMEOUT", "30"))
+LESSONS_MEDIA_ANSWER_TIMEOUT = float(os.environ.get("LESSONS_MEDIA_ANSWER_TIMEOUT", "30"))
+LESSONS_MEDIA_MAX_PEERS_PER_ROOM = int(os.environ.get("LESSONS_MEDIA_MAX_PEERS_PER_ROOM", "200"))
+LESSONS_CALL_CHAT_RATE = os.environ.get("LESSONS_CALL_CHAT_RATE", "20/minute")
+
 # --- TURN / ICE (used by lessons; documented now so deployments can set them).
 TURN_URLS = env_list("TURN_URLS", "")
 TURN_SHARED_SECRET = os.environ.get("TURN_SHARED_SECRET", "")

@@ -2,24 +2,28 @@
 
 On the embedded default it first starts the embedded Redis, then migrates,
 loads the demo data, prints the URL, the demo logins and the SMS outbox, and
-supervises daphne, a Celery worker and Celery beat with honcho. Ctrl-C stops
-them all.
+supervises daphne, a Celery worker, Celery beat and the lessons' media
+worker(s) with honcho. Ctrl-C stops them all.
 """
 
 import os
+import re
 import sys
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from honcho.manager import Manager  # type: ignore[import-untyped]
 
 from common import embedded_redis
 
+# The shape of a media worker id (lessons.media.protocol.identifier).
+MEDIA_WORKER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
 
 class Command(BaseCommand):
-    help = "Start daphne, Celery worker and beat (and the embedded Redis) under one supervisor."
+    help = "Start daphne, Celery worker and beat, the media worker (and the embedded Redis) under one supervisor."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--port", type=int, default=settings.PORT)
@@ -61,6 +65,18 @@ class Command(BaseCommand):
             f"exec {python} -m celery -A portal beat --loglevel=INFO --schedule={settings.VAR_DIR}/celerybeat-schedule",
             env=environment,
         )
+        # One media worker of the lessons per id the web processes place
+        # lessons on (LESSONS_MEDIA_WORKERS, "main" by default); an id is a
+        # plain name before it reaches the command line.
+        media_workers = list(settings.LESSONS_MEDIA_WORKERS)
+        for worker_id in media_workers:
+            if not MEDIA_WORKER_ID.match(worker_id):
+                raise CommandError("LESSONS_MEDIA_WORKERS: " + repr(worker_id) + " is not 1-64 of A-Z a-z 0-9 - _")
+            manager.add_process(
+                "media" if len(media_workers) == 1 else "media-" + worker_id,
+                f"exec {python} -m lessons.media --worker-id {worker_id}",
+                env=environment,
+            )
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"Parta is starting at http://{host}:{port}/"))
         self.stdout.write(f"  Admin:       http://{host}:{port}/admin/")
@@ -68,6 +84,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  SMS outbox:  {settings.SMS_OUTBOX}  (sign-in codes land here)")
         self.stdout.write(f"  Database:    {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}")
         self.stdout.write(f"  Redis:       {settings.REDIS_URL}")
+        self.stdout.write(f"  Media:       {', '.join(media_workers)}  (lessons' media workers)")
         self.stdout.write("Press Ctrl-C to stop every process.")
         self.stdout.write("")
         try:
