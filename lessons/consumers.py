@@ -36,10 +36,13 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from accounts.authentication import token_key_hash
+from accounts.events import user_group_name
 from accounts.models import User
 from chats.consumers import FrameBucket, FrameError, frame_parse, frame_text, is_id, scope_language
 from chats.ws_auth import user_by_token
 from chats.ws_server import FRAME_MAX_BYTES
+from common import realtime
 from common.errors import ApplicationError
 from lessons import calls, events, selectors
 from lessons.media import ice, protocol
@@ -243,11 +246,31 @@ class CallConsumer(AsyncWebsocketConsumer):
         self.quality: str | None = None
         self.stats_at = 0.0
         self.join_timer: asyncio.TimerHandle | None = None
+        self.auth_token: str | None = None
+        self.signed_out_topic = ""
         await self.accept()
         if self.scope.get("auth_failed"):
             await self._close(CLOSE_UNAUTHENTICATED)
             return
         self.join_timer = asyncio.get_running_loop().call_later(JOIN_TIMEOUT_SECONDS, self._later, self._join_deadline)
+
+    async def realtime_deliver(self, text: str) -> None:
+        """The person's real-time topic: only sign-outs matter here."""
+        if self.is_closing:
+            return
+        if text.startswith('{"type":"session.revoked"') or (
+            text.startswith('{"type":"token.revoked"')
+            and self.auth_token
+            and json.loads(text).get("key_hash") == token_key_hash(self.auth_token)
+        ):
+            self._later(self._signed_out)
+
+    async def realtime_resumed(self) -> None:
+        """A sign-out during a Redis outage is caught by the next frame's
+        check of the participant; nothing to do here."""
+
+    async def _signed_out(self) -> None:
+        await self._finish(CLOSE_UNAUTHENTICATED, reason="disconnected")
 
     def _later(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run `work` from a timer in the socket's turn."""
@@ -270,6 +293,9 @@ class CallConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.is_closing = True
+        if self.signed_out_topic:
+            await realtime.hub().leave(self, [self.signed_out_topic])
+            self.signed_out_topic = ""
         if self.join_timer is not None:
             self.join_timer.cancel()
         for pending in self.pending.values():
@@ -501,6 +527,7 @@ class CallConsumer(AsyncWebsocketConsumer):
             await self._close(CLOSE_UNAUTHENTICATED)
             return
         self.user = user
+        self.auth_token = token if token is not None else self.scope.get("auth_token")
         try:
             participant = await database_sync_to_async(calls.call_join)(
                 occurrence_id=self.occurrence_id,
@@ -524,6 +551,11 @@ class CallConsumer(AsyncWebsocketConsumer):
         self.role = participant.role
         self.peer = calls.peer_id(participant.pk)
         self.join_ref = ref
+        if user is not None:
+            # A logout everywhere, a blocked account or this device's token
+            # revoked ends the call for this socket (common.realtime).
+            self.signed_out_topic = user_group_name(user.pk)
+            await realtime.hub().join(self, [self.signed_out_topic])
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.is_in_group = True
         if participant.status == ParticipantStatus.WAITING:

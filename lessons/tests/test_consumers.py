@@ -428,6 +428,24 @@ async def test_the_host_removes_a_participant_who_cannot_come_back(media_worker,
     assert await database_sync_to_async(attendance)(parent_id) == [True]
 
 
+async def test_signing_out_everywhere_ends_the_call_on_that_persons_sockets(media_worker, call_clients):
+    from accounts.services import session_logout_everywhere
+
+    world, host, parent, _host_joined, parent_joined, _occurrence = await joined_host_and_parent(call_clients)
+    parent_id = parent_joined["participant"]["id"]
+
+    await database_sync_to_async(session_logout_everywhere)(user=world.parent)
+
+    await parent.wait_type("closed", code=4001)
+    await host.wait_for(
+        lambda frame: (
+            frame["type"] == "call.presence" and frame["action"] == "left" and frame["participant"]["id"] == parent_id
+        )
+    )
+    assert await database_sync_to_async(attendance)(parent_id) == [True]
+    assert (await host.request({"type": "hand", "raised": True}))["type"] != "error"
+
+
 async def test_a_removed_guests_link_is_refused_afterwards(media_worker, call_clients):
     world, meeting, occurrence = await database_sync_to_async(parent_meeting)()
     _link, token = await database_sync_to_async(services.join_link_create)(actor=world.teacher, meeting_id=meeting.pk)
