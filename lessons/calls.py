@@ -336,7 +336,7 @@ def call_leave(
     twice."""
     now = now or timezone.now()
     with transaction.atomic():
-        presence = CallPresence.objects.select_for_update().filter(participant_id=participant_id).first()
+        presence = CallPresence.objects.select_for_update(of=("self",)).filter(participant_id=participant_id).first()
         if presence is None:
             return False, False
         if presence.channel_name != channel_name:
@@ -355,7 +355,7 @@ def _own_presence(*, participant_id: int, channel_name: str) -> tuple[Participan
     if participant is None:
         raise PermissionDenied(_("You are not in this call any more."), code="not_admitted")
     presence = (
-        CallPresence.objects.select_for_update()
+        CallPresence.objects.select_for_update(of=("self",))
         .filter(participant_id=participant_id, channel_name=channel_name)
         .first()
     )
@@ -437,7 +437,7 @@ def _host_of_call(*, participant_id: int) -> Participant:
 
 def _present(*, occurrence_id: int, participant_id: Any) -> CallPresence:
     presence = (
-        CallPresence.objects.select_for_update()
+        CallPresence.objects.select_for_update(of=("self",))
         .select_related("participant")
         .filter(participant_id=participant_id, occurrence_id=occurrence_id)
         .first()
@@ -480,7 +480,7 @@ def call_participant_mute(*, actor_participant_id: int, participant_id: Any, kin
 
 def _others(*, host: Participant, keep: int | None = None) -> list[CallPresence]:
     return list(
-        CallPresence.objects.select_for_update()
+        CallPresence.objects.select_for_update(of=("self",))
         .select_related("participant")
         .filter(occurrence_id=host.occurrence_id)
         .exclude(participant__role=ParticipantRole.HOST)
@@ -499,7 +499,7 @@ def call_mute_all(*, actor_participant_id: int) -> list[int]:
 
 def _state_locked(host: Participant) -> CallState:
     state = call_state_of(occurrence=host.occurrence)
-    return CallState.objects.select_for_update().get(pk=state.pk)
+    return CallState.objects.select_for_update(of=("self",)).get(pk=state.pk)
 
 
 def _state_publish(state: CallState) -> None:
@@ -543,7 +543,7 @@ def call_floor_give(*, actor_participant_id: int, participant_id: Any) -> tuple[
             state.save(update_fields=["floor_participant", "updated_at"])
             _state_publish(state)
             if previous is not None and state.are_microphones_locked:
-                before = CallPresence.objects.select_for_update().select_related("participant")
+                before = CallPresence.objects.select_for_update(of=("self",)).select_related("participant")
                 muted = _mute(list(before.filter(participant_id=previous)), frozenset({"audio"}), host=host)
         if presence is not None and presence.hand_raised_at is not None:
             presence.hand_raised_at = None

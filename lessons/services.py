@@ -382,7 +382,9 @@ def meeting_update(
     now = now or timezone.now()
     with transaction.atomic():
         meeting = selectors.meeting_manage_get(user=actor, meeting_id=meeting_id)
-        meeting = Meeting.objects.select_for_update().select_related("organisation", "host").get(pk=meeting.pk)
+        meeting = (
+            Meeting.objects.select_for_update(of=("self",)).select_related("organisation", "host").get(pk=meeting.pk)
+        )
         if meeting.cancelled_at is not None:
             raise ApplicationError(_("A cancelled meeting cannot be changed."), code="cancelled", status_code=409)
         tracked = [
@@ -553,7 +555,9 @@ def meeting_cancel(
     now = now or timezone.now()
     with transaction.atomic():
         meeting = selectors.meeting_manage_get(user=actor, meeting_id=meeting_id)
-        meeting = Meeting.objects.select_for_update().select_related("organisation", "host").get(pk=meeting.pk)
+        meeting = (
+            Meeting.objects.select_for_update(of=("self",)).select_related("organisation", "host").get(pk=meeting.pk)
+        )
         if occurrence_id is not None:
             occurrence = meeting.occurrences.filter(pk=occurrence_id).first()
             if occurrence is None:
@@ -687,7 +691,7 @@ def join_link_revoke(*, actor: User, meeting_id: int, link_id: int, now: datetim
     now = now or timezone.now()
     with transaction.atomic():
         meeting = selectors.meeting_manage_get(user=actor, meeting_id=meeting_id)
-        link = meeting.join_links.select_for_update().filter(pk=link_id).first()
+        link = meeting.join_links.select_for_update(of=("self",)).filter(pk=link_id).first()
         if link is None:
             raise NotFound(_("Not found."))
         if link.revoked_at is not None:
@@ -772,7 +776,7 @@ def guest_join(
     name = guest_name_clean(display_name)
     with transaction.atomic():
         link = (
-            JoinLink.objects.select_for_update()
+            JoinLink.objects.select_for_update(of=("self",))
             .select_related("meeting", "meeting__organisation", "meeting__host")
             .get(pk=link.pk)
         )
@@ -841,7 +845,9 @@ def _participant_announce(*, participant: Participant) -> None:
 
 def _participant_of_meeting(*, meeting: Meeting, participant_id: Any) -> Participant:
     participant = (
-        Participant.objects.select_for_update().filter(pk=participant_id, occurrence__meeting=meeting).first()
+        Participant.objects.select_for_update(of=("self",))
+        .filter(pk=participant_id, occurrence__meeting=meeting)
+        .first()
         if isinstance(participant_id, int)
         else None
     )
@@ -887,7 +893,9 @@ def lobby_admit_all(*, actor: User, meeting_id: int, now: datetime.datetime | No
         if occurrence is None:
             return 0
         waiting = list(
-            Participant.objects.select_for_update().filter(occurrence=occurrence, status=ParticipantStatus.WAITING)
+            Participant.objects.select_for_update(of=("self",)).filter(
+                occurrence=occurrence, status=ParticipantStatus.WAITING
+            )
         )
         Participant.objects.filter(pk__in=[participant.pk for participant in waiting]).update(
             status=ParticipantStatus.ADMITTED, decided_at=now, decided_by=actor
@@ -952,7 +960,7 @@ def attendance_join(*, participant_id: int, now: datetime.datetime | None = None
         participant = selectors.participant_may_be_in_call(participant_id=participant_id, now=now)
         if participant is None:
             raise PermissionDenied(_("This participant may not be in the call."), code="not_admitted")
-        Participant.objects.select_for_update().filter(pk=participant.pk).first()
+        Participant.objects.select_for_update(of=("self",)).filter(pk=participant.pk).first()
         session = AttendanceSession.objects.filter(participant=participant, left_at__isnull=True).first()
         if session is None:
             session = AttendanceSession.objects.create(participant=participant, joined_at=now)
@@ -1036,7 +1044,7 @@ def _occurrence_remind(*, occurrence: Occurrence, kind: str, now: datetime.datet
     with transaction.atomic():
         # Locking the occurrence makes a cancellation committed meanwhile
         # visible: then nobody is reminded.
-        current = Occurrence.objects.select_for_update().filter(
+        current = Occurrence.objects.select_for_update(of=("self",)).filter(
             pk=occurrence.pk, cancelled_at__isnull=True, meeting__cancelled_at__isnull=True
         )
         if not current.exists():
