@@ -9,6 +9,10 @@ api_v1 = [
     path("", include("organisations.api_urls")),
     path("", include("chats.api_urls")),
     path("", include("lessons.api_urls")),
+    path("", include("bots.api_urls")),
+    path("", include("miniapps.api_urls")),
+    path("", include("migration.api_urls")),
+    path("", include("adoption.api_urls")),
 ]
 
 urlpatterns = [
@@ -23,4 +27,8 @@ urlpatterns = [
     path("", include("organisations.urls")),
     path("", include("chats.urls")),
     path("", include("lessons.urls")),
+    path("", include("bots.urls")),
+    path("", include("miniapps.urls")),
+    path("", include("migration.urls")),
+    path("", include("adoption.urls")),
 ]

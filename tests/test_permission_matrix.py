@@ -8,6 +8,7 @@ must not get 401/403/404; every other role must get one of them.
 """
 
 import datetime
+import importlib
 
 import pytest
 from django.test import Client
@@ -210,6 +211,14 @@ MATRIX.update(
 )
 
 
+# Apps above lessons keep their entries and objects next to their own tests.
+MATRIX_EXTENSIONS = [
+    importlib.import_module(f"{app}.tests.matrix") for app in ("bots", "miniapps", "migration", "adoption")
+]
+for extension in MATRIX_EXTENSIONS:
+    MATRIX.update(extension.MATRIX)
+
+
 class World:
     def __init__(self) -> None:
         year = current_academic_year()
@@ -247,6 +256,8 @@ class World:
         }
         self._chats()
         self._lessons()
+        for extension in MATRIX_EXTENSIONS:
+            extension.world_extend(self)
 
     def _chats(self) -> None:
         """The class chats of 7Б (the teacher moderates both), a message and a

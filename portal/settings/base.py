@@ -47,6 +47,10 @@ INSTALLED_APPS = [
     "organisations",
     "chats",
     "lessons",
+    "bots",
+    "miniapps",
+    "migration",
+    "adoption",
 ]
 
 MIDDLEWARE = [
