@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from chats import events, selectors
+from chats import events, extensions, selectors
 from chats.models import AUTO_KINDS, Chat, ChatKind, ChatMember, MemberRole
 from common.errors import ApplicationError, NotFound, PermissionDenied
 from common.services import audit_record
@@ -318,5 +318,6 @@ def chat_read_mark(*, user: User, chat_id: int, seq: Any) -> tuple[int, int]:
                 [(viewer_id, seen) for viewer_id in selectors.receipt_viewer_ids(chat=member.chat, reader_id=user.pk)],
                 what="read receipts",
             )
+            extensions.read_moved(user_id=user.pk, chat_id=chat_id, seq=position)
             return position, member.chat.last_seq
     return max(position, member.last_read_seq), member.chat.last_seq

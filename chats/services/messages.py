@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from chats import events, selectors
+from chats import events, extensions, selectors
 from chats.models import (
     MESSAGE_MAX_LENGTH,
     Chat,
@@ -313,6 +313,7 @@ def _message_create(
         )
     chat.last_seq = seq
     events.event_publish(chat=chat, event={"type": "message", "message": events.message_payload(message)})
+    extensions.message_created(message)
     return message
 
 
