@@ -1,0 +1,63 @@
+"""Reads of the migration app."""
+
+from collections.abc import Iterable
+
+from django.db.models import Count, Q, QuerySet
+
+from accounts.models import User
+from migration.models import ImportRun, Invitation, LegacyChat, LegacyNotice
+from organisations.models import Organisation
+from organisations.selectors import administered_organisations
+
+
+def migration_counts(*, organisation_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """Organisation id -> (chats migrated, eligible chats), in one query.
+
+    Eligible chats are the old conversations known to qualify (migrated, or
+    seen in a dry run uploaded in admin and not migrated yet); organisations
+    with none map to (0, 0)."""
+    ids = list(dict.fromkeys(int(pk) for pk in organisation_ids))
+    counts = {pk: (0, 0) for pk in ids}
+    if not ids:
+        return counts
+    rows = (
+        LegacyChat.objects.filter(organisation_id__in=ids)
+        .values("organisation_id")
+        .annotate(migrated=Count("id", filter=Q(chat__isnull=False)), eligible=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        counts[row["organisation_id"]] = (row["migrated"], row["eligible"])
+    return counts
+
+
+def import_runs_visible_to(*, user: User) -> QuerySet[ImportRun]:
+    """The imports of the organisations `user` administers (all for a superuser)."""
+    runs = ImportRun.objects.select_related("organisation", "uploaded_by")
+    if user.is_superuser:
+        return runs
+    return runs.filter(organisation__in=administered_organisations(user=user))
+
+
+def legacy_chats_visible_to(*, user: User) -> QuerySet[LegacyChat]:
+    chats = LegacyChat.objects.select_related("organisation", "chat", "notice")
+    if user.is_superuser:
+        return chats
+    return chats.filter(organisation__in=administered_organisations(user=user))
+
+
+def notices_visible_to(*, user: User) -> QuerySet[LegacyNotice]:
+    notices = LegacyNotice.objects.select_related("legacy_chat", "legacy_chat__organisation")
+    if user.is_superuser:
+        return notices
+    return notices.filter(legacy_chat__organisation__in=administered_organisations(user=user))
+
+
+def organisation_by_inn(*, inn: str) -> Organisation | None:
+    """The one organisation with this INN (an authority and a school never
+    share one; if two rows do, the oldest)."""
+    return Organisation.objects.filter(inn=inn).order_by("id").first()
+
+
+def invitation_by_token_hash(*, token_hash: str) -> Invitation | None:
+    return Invitation.objects.select_related("chat", "legacy_chat").filter(token_hash=token_hash).first()
