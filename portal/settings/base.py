@@ -164,6 +164,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "chat-attachments-purge": {"task": "chats.tasks.attachments_unbound_purge", "schedule": 3600.0},
     "channel-escalations-run": {"task": "chats.tasks_channels.channel_escalations_run", "schedule": 60.0},
     "meeting-reminders-send": {"task": "lessons.tasks.reminders_send", "schedule": 60.0},
+    "legacy-notices-resend": {"task": "migration.tasks.legacy_notices_resend", "schedule": 300.0},
     "channel-subscriptions-resync": {
         "task": "chats.tasks_channels.channel_subscriptions_resync",
         "schedule": 86400.0,
@@ -231,6 +232,13 @@ CHAT_ATTACHMENT_UPLOAD_RATE = os.environ.get("CHAT_ATTACHMENT_UPLOAD_RATE", "60/
 # --- Lessons: wrong guest-link tokens allowed per client IP before every
 # token from it is refused for the rest of the window.
 LESSON_LINK_GUESS_RATE = os.environ.get("LESSON_LINK_GUESS_RATE", "20/hour")
+
+# --- Migration from the old messenger (SPEC §9.1): its HTTP API for the
+# notices, and the address of this portal that notices and SMS invitations link to.
+LEGACY_API_URL = os.environ.get("LEGACY_API_URL", "")
+LEGACY_API_TOKEN = os.environ.get("LEGACY_API_TOKEN", "")
+LEGACY_API_TIMEOUT = float(os.environ.get("LEGACY_API_TIMEOUT", "10"))
+PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://localhost:" + str(PORT))
 
 # --- Lessons: the call. Media workers by id: every lesson is placed on one
 # of LESSONS_MEDIA_WORKERS (rendezvous hashing, lessons.media.protocol), so
