@@ -35,7 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aiortc
 import av
@@ -176,6 +176,15 @@ def sender_stream_id_set(sender: RTCRtpSender, stream_id: str) -> None:
     sender._stream_id = stream_id
 
 
+class FrameListener(Protocol):
+    """Takes a source's encoded frames besides its subscribers (the
+    recorder). Frames are shared: a listener must not change them."""
+
+    def frame(self, source: ForwardingSource, packet: av.Packet, is_keyframe: bool) -> None: ...
+
+    def forwarding_changed(self, source: ForwardingSource) -> None: ...
+
+
 class ForwardingSource:
     """One published track on the server: the encoded frames of the
     publisher's receiver, handed to every attached ForwardedTrack. Frames are
@@ -202,6 +211,8 @@ class ForwardingSource:
         self.keyframes_received = 0
         self.keyframes_requested = 0
         self.sinks: set[ForwardedTrack] = set()
+        # Others that take the encoded frames (a room's recorder), by owner.
+        self.listeners: dict[object, FrameListener] = {}
         self._keyframe_interval = keyframe_interval
         # When the keyframe last asked for was requested; None once it came.
         self._keyframe_requested_at: float | None = None
@@ -214,7 +225,7 @@ class ForwardingSource:
     def _on_frame(self, codec: Any, encoded_frame: Any) -> None:
         self.frames_received += 1
         is_video = self.kind == "video"
-        if not is_video and (not self.is_forwarding or not self.sinks):
+        if not is_video and (not self.is_forwarding or not (self.sinks or self.listeners)):
             return
         data = encoded_frame.data
         is_keyframe = not is_video or is_vp8_keyframe(data)
@@ -230,6 +241,8 @@ class ForwardingSource:
                 return
         for sink in tuple(self.sinks):
             sink._push(packet, is_keyframe)
+        for listener in tuple(self.listeners.values()):
+            listener.frame(self, packet, is_keyframe)
 
     def _recent_keep(self, packet: av.Packet, is_keyframe: bool) -> None:
         if is_keyframe:
@@ -253,6 +266,8 @@ class ForwardingSource:
         if is_forwarding == self.is_forwarding:
             return
         self.is_forwarding = is_forwarding
+        for listener in tuple(self.listeners.values()):
+            listener.forwarding_changed(self)
         for sink in tuple(self.sinks):
             if is_forwarding:
                 sink._await_keyframe()
@@ -299,6 +314,7 @@ class ForwardingSource:
             self._keyframe_timer = None
         for sink in tuple(self.sinks):
             sink.detach()
+        self.listeners.clear()
 
 
 class ForwardedTrack(MediaStreamTrack):

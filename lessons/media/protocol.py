@@ -29,6 +29,9 @@ COMMANDS = (
     "unsubscribe",
     "stats",
     "workers.ping",
+    "recording.start",
+    "recording.video",
+    "recording.stop",
 )
 KINDS = ("audio", "video")
 

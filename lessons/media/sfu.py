@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiortc import (
     RTCBundlePolicy,
@@ -37,9 +37,14 @@ from aiortc.sdp import candidate_from_sdp
 from lessons.media import forwarding, protocol
 from lessons.media.protocol import CommandError
 
+if TYPE_CHECKING:
+    from lessons.media.recording import Recorder
+
 logger = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 10.0
+# Room events after which a recorder looks at the published tracks again.
+_TRACK_EVENTS = frozenset({"track.published", "track.unpublished", "peer.left"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +64,8 @@ class MediaSettings:
     max_sdp_bytes: int = 100_000
     # An empty room is closed after this long.
     room_idle_timeout: float = 600.0
+    # Where recordings are written (Django's MEDIA_ROOT); None: not here.
+    recordings_root: str | None = None
 
 
 class Outbox:
@@ -611,10 +618,14 @@ class Room:
         self.peers: dict[str, Peer] = {}
         self.is_closed = False
         self._on_empty = on_empty
+        # The room's recording under way (lessons.media.recording).
+        self.recorder: Recorder | None = None
 
     def broadcast(self, name: str, *, extra_channels: Iterable[str] = (), **fields: Any) -> None:
         """A room-wide event: to the room's group when it has one, otherwise
         to the channel of every peer (and of `extra_channels`)."""
+        if self.recorder is not None and name in _TRACK_EVENTS:
+            self.recorder.refresh()
         message = protocol.event(name, worker=self.worker_id, room=self.room_id, **fields)
         if self.group is not None:
             self.outbox.to_group(self.group, message)
@@ -690,8 +701,11 @@ class Room:
         self.broadcast("peer.left", extra_channels=[peer.channel], peer=peer.peer_id, reason=reason)
         if had_tracks:
             self.negotiation_request_all(exclude=None)
-        if not self.peers and not self.is_closed and self._on_empty is not None:
-            self._on_empty(self)
+        if not self.peers and not self.is_closed:
+            # Nobody left to record: the file is completed now.
+            self.recording_finish(reason="empty")
+            if self._on_empty is not None:
+                self._on_empty(self)
 
     def negotiation_request_all(self, *, exclude: Peer | None) -> None:
         for peer in self.peers.values():
@@ -701,10 +715,34 @@ class Room:
     def close(self, *, reason: str) -> None:
         """Remove every peer and announce the end of the room."""
         channels = [peer.channel for peer in self.peers.values()]
+        self.recording_finish(reason=reason, extra_channels=channels)
         self.is_closed = True
         for peer in tuple(self.peers.values()):
             self.peer_remove(peer, reason=reason)
         self.broadcast("room.closed", extra_channels=channels, reason=reason)
 
+    def recording_finish(self, *, reason: str, extra_channels: Iterable[str] = ()) -> dict[str, Any] | None:
+        """Complete the recording under way, if any, and announce it with
+        `recording.finished`; returns its report."""
+        recorder = self.recorder
+        if recorder is None:
+            return None
+        self.recorder = None
+        try:
+            report = recorder.finish()
+        except Exception:
+            logger.exception("completing recording %s failed", recorder.recording_id)
+            report = recorder.report()
+            reason = "failed"
+        self.broadcast("recording.finished", extra_channels=extra_channels, reason=reason, **report)
+        return report
+
     def stats(self) -> dict[str, Any]:
-        return {"room": self.room_id, "peers": [peer.stats() for peer in self.peers.values()]}
+        recording = None
+        if self.recorder is not None:
+            recording = {**self.recorder.report(), "video_peer": self.recorder.video_peer}
+        return {
+            "room": self.room_id,
+            "peers": [peer.stats() for peer in self.peers.values()],
+            "recording": recording,
+        }

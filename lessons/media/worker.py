@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from lessons.media import forwarding, protocol
+from lessons.media import forwarding, protocol, recording
 from lessons.media.protocol import CommandError
 from lessons.media.sfu import MediaSettings, Outbox, Peer, Resources, Room
 
@@ -64,6 +64,9 @@ class MediaWorker:
             "unsubscribe": self._unsubscribe,
             "stats": self._stats,
             "workers.ping": self._workers_ping,
+            "recording.start": self._recording_start,
+            "recording.video": self._recording_video,
+            "recording.stop": self._recording_stop,
         }
 
     # --- running ---------------------------------------------------------------
@@ -343,6 +346,57 @@ class MediaWorker:
         peer.negotiation_request()
         return {"publisher": publisher, "kinds": sorted(peer.rules[publisher])}
 
+    async def _recording_start(self, message: dict[str, Any]) -> dict[str, Any]:
+        room = self._room(message)
+        recording_id = protocol.identifier(message.get("recording"), "recording")
+        relative_path = message.get("path")
+        path = recording.path_check(relative_path, self.settings.recordings_root)
+        video_peer, screen_mid = self._recording_video_fields(message)
+        if room.recorder is not None:
+            raise CommandError(
+                "recording-active", "room " + room.room_id + " is recording " + room.recorder.recording_id
+            )
+        recorder = recording.Recorder(
+            room=room,
+            recording_id=recording_id,
+            path=path,
+            relative_path=str(relative_path),
+            video_peer=video_peer,
+            screen_mid=screen_mid,
+        )
+        try:
+            recorder.start()
+        except OSError as error:
+            raise CommandError("recording-unavailable", "the file cannot be written: " + type(error).__name__) from (
+                error
+            )
+        room.recorder = recorder
+        return {"recording": recording_id, "path": relative_path}
+
+    def _recording_video_fields(self, message: dict[str, Any]) -> tuple[str | None, str | None]:
+        video_peer = message.get("video_peer")
+        if video_peer is not None:
+            video_peer = protocol.identifier(video_peer, "video_peer")
+        screen_mid = message.get("screen_mid")
+        if screen_mid is not None and not (isinstance(screen_mid, str) and 0 < len(screen_mid) <= 32):
+            raise CommandError("invalid-command", "screen_mid must be a media section id (mid) or null")
+        return video_peer, screen_mid
+
+    async def _recording_video(self, message: dict[str, Any]) -> dict[str, Any]:
+        room = self._room(message)
+        video_peer, screen_mid = self._recording_video_fields(message)
+        if room.recorder is None:
+            raise CommandError("not-recording", "room " + room.room_id + " is not recording")
+        room.recorder.video_set(video_peer=video_peer, screen_mid=screen_mid)
+        return {"recording": room.recorder.recording_id}
+
+    async def _recording_stop(self, message: dict[str, Any]) -> dict[str, Any]:
+        room = self._room(message)
+        report = room.recording_finish(reason="stopped")
+        if report is None:
+            raise CommandError("not-recording", "room " + room.room_id + " is not recording")
+        return report
+
     async def _stats(self, message: dict[str, Any]) -> dict[str, Any]:
         if message.get("room") is not None:
             rooms = [self._room(message).stats()]
@@ -366,6 +420,7 @@ class MediaWorker:
             "peer_connections_in_memory": len(self.resources.connections_in_memory),
             "source_count": sum(len(peer.published) for peer in peers),
             "forwarded_track_count": sum(len(peer.slots) for peer in peers),
+            "recording_count": sum(1 for room in self.rooms.values() if room.recorder is not None),
             "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
             "max_rss_kb": usage.ru_maxrss,
             "pid": os.getpid(),
@@ -383,6 +438,7 @@ def settings_from_django() -> MediaSettings:
         connect_timeout=float(getattr(settings, "LESSONS_MEDIA_CONNECT_TIMEOUT", 30.0)),
         answer_timeout=float(getattr(settings, "LESSONS_MEDIA_ANSWER_TIMEOUT", 30.0)),
         max_peers_per_room=int(getattr(settings, "LESSONS_MEDIA_MAX_PEERS_PER_ROOM", 200)),
+        recordings_root=str(settings.MEDIA_ROOT),
     )
 
 
