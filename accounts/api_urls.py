@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import apis
+from accounts import apis, merge_apis
 
 urlpatterns = [
     path("auth/code/", apis.LoginCodeRequestApi.as_view(), name="api-auth-code"),
@@ -11,4 +11,6 @@ urlpatterns = [
     path("me/photo/", apis.MePhotoApi.as_view(), name="api-me-photo"),
     path("me/export/", apis.MeExportApi.as_view(), name="api-me-export"),
     path("me/delete/", apis.MeDeleteApi.as_view(), name="api-me-delete"),
+    path("me/merge/codes/", merge_apis.MergeCodesRequestApi.as_view(), name="api-me-merge-codes"),
+    path("me/merge/", merge_apis.MergeConfirmApi.as_view(), name="api-me-merge"),
 ]

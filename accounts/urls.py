@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import views
+from accounts import merge_views, views
 
 app_name = "accounts"
 urlpatterns = [
@@ -12,4 +12,6 @@ urlpatterns = [
     path("profile/photo/remove/", views.profile_photo_remove_view, name="profile_photo_remove"),
     path("profile/delete/code/", views.account_delete_code_view, name="delete_code"),
     path("profile/delete/", views.account_delete_view, name="delete"),
+    path("profile/merge/", merge_views.merge_view, name="merge"),
+    path("profile/merge/confirm/", merge_views.merge_confirm_view, name="merge_confirm"),
 ]

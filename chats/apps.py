@@ -17,3 +17,8 @@ class ChatsConfig(AppConfig):
         directory_hook_register(channels_directory_hook)
         # The organisation's page lists its channels.
         organisation_channels_provider_register(organisation_channels_list)
+        from accounts.merge import merge_mover_register
+        from chats.merge import chats_merge_move
+
+        # Merging two accounts of one person folds their chat memberships.
+        merge_mover_register(chats_merge_move)

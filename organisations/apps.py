@@ -18,3 +18,9 @@ class OrganisationsConfig(AppConfig):
         user_summary_provider_register(user_memberships_summary)
         personal_data_provider_register(personal_data_sections)
         account_deletion_hook_register(account_links_end)
+        from accounts.merge import merge_finisher_register, merge_mover_register
+        from organisations.merge import organisations_merge_finish, organisations_merge_move
+
+        # Merging two accounts of one person folds their memberships and guardianships.
+        merge_mover_register(organisations_merge_move)
+        merge_finisher_register(organisations_merge_finish)
