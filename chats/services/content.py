@@ -694,6 +694,28 @@ def message_send_with_attachments(
     return message, True
 
 
+def attachment_stored_add(
+    *, message: Message, file_name: str, original_name: str, content_type: str, size: int, uploaded_by: User | None
+) -> Attachment:
+    """Bind a file the portal made itself (already in storage as
+    `file_name`, e.g. a lesson's recording) to a message, inside the
+    caller's transaction; after commit the chat hears "message.updated".
+    No inspection: only server-made files come this way, never uploads."""
+    attachment = Attachment.objects.create(
+        chat_id=message.chat_id,
+        message=message,
+        uploaded_by=uploaded_by,
+        file=file_name,
+        original_name=original_name,
+        content_type=content_type,
+        size=size,
+    )
+    events.event_publish(
+        chat=message.chat_id, event={"type": "message.updated", "message": message_payload_full(message)}
+    )
+    return attachment
+
+
 def attachment_for_download(*, user: User, attachment_id: int) -> Attachment:
     """An attachment the person may download: one of a message (not
     deleted) in a chat they are in, or their own not yet sent.
