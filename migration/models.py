@@ -98,6 +98,9 @@ class Invitation(TimeStampedModel):
     first_name = models.CharField(_("first name"), max_length=80, blank=True)
     last_name = models.CharField(_("last name"), max_length=80, blank=True)
     chat_role = models.CharField(_("role in the chat"), max_length=16)
+    # The token in the link is an HMAC of this salt with SECRET_KEY: the task
+    # that sends the SMS can rebuild it, and the database alone reveals none.
+    token_salt = models.CharField(max_length=32)
     token_hash = models.CharField(max_length=64, unique=True)
     sms_sent_at = models.DateTimeField(_("SMS sent at"), null=True, blank=True)
     accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)

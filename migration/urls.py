@@ -1,6 +1,10 @@
 """HTML pages of the migration app."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from migration import views
 
 app_name = "migration"
-urlpatterns: list = []
+urlpatterns = [
+    path("migration/invitations/<str:token>/", views.invitation_view, name="invitation"),
+]

@@ -1,0 +1,26 @@
+from collections.abc import Iterator
+
+import pytest
+
+from portal.celery import app as celery_app
+
+
+@pytest.fixture
+def eager_celery() -> Iterator[None]:
+    """Celery runs the tasks in the test's thread (unit tests only)."""
+    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates)
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture
+def no_follow_ups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The notice and SMS tasks are not queued; returns the old chats they
+    would have been queued for."""
+    from migration import services
+
+    queued: list[int] = []
+    monkeypatch.setattr(services, "_follow_up_queue", queued.append)
+    return queued
