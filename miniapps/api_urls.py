@@ -1,5 +1,5 @@
-"""REST API of the miniapps app, under /api/v1/."""
+"""REST API of the miniapps app, under /api/v1/: the routes live beside their views."""
 
-from django.urls import path  # noqa: F401
+from miniapps.apis import urlpatterns
 
-urlpatterns: list = []
+__all__ = ["urlpatterns"]

@@ -9,7 +9,9 @@ from portal.health import health_checks
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect("chats:list")
+    # The services showcase (the system folder "Education") is the first
+    # thing a signed-in person sees (SPEC §8).
+    return redirect("miniapps:showcase")
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -94,7 +94,8 @@ def test_the_home_page_opens_the_chat_list_and_the_header_links_to_it():
 
     response = client.get("/")
 
-    assert (response.status_code, response["Location"]) == (302, "/chats/")
+    # Home is the services showcase (miniapps); the header links to the chats.
+    assert (response.status_code, response["Location"]) == (302, "/education/")
     assert f'<a href="/chats/">{ru("Chats")}</a>' in page_of(client.get("/chats/"))
 
 

@@ -164,6 +164,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "chat-attachments-purge": {"task": "chats.tasks.attachments_unbound_purge", "schedule": 3600.0},
     "channel-escalations-run": {"task": "chats.tasks_channels.channel_escalations_run", "schedule": 60.0},
     "meeting-reminders-send": {"task": "lessons.tasks.reminders_send", "schedule": 60.0},
+    "homework-reminders-send": {"task": "miniapps.tasks.homework_reminders_send", "schedule": 600.0},
     "legacy-notices-resend": {"task": "migration.tasks.legacy_notices_resend", "schedule": 300.0},
     "channel-subscriptions-resync": {
         "task": "chats.tasks_channels.channel_subscriptions_resync",

@@ -120,6 +120,8 @@ def test_the_chat_works_with_javascript_switched_off(live_daphne, browser, artif
     plain = plain_context.new_page()
 
     plain.goto(live_daphne.url + "/")
+    assert plain.url == live_daphne.url + "/education/"
+    plain.get_by_role("link", name=re.compile("^(Чаты|Chats)$")).click()
     assert plain.url == live_daphne.url + "/chats/"
     plain.get_by_role("link", name=chat.title).click()
     plain.get_by_label(MESSAGE_LABEL).first.fill("Пишу без JavaScript")
