@@ -33,7 +33,7 @@ def message_payload(message: Message) -> dict[str, Any]:
     """A message as clients see it (REST and WebSocket alike). A deleted
     message keeps its place (seq) but loses its text."""
     is_deleted = message.deleted_at is not None
-    return {
+    payload: dict[str, Any] = {
         "id": message.pk,
         "chat": message.chat_id,
         "seq": message.seq,
@@ -47,6 +47,11 @@ def message_payload(message: Message) -> dict[str, Any]:
         "is_deleted": is_deleted,
         "requires_acknowledgement": message.requires_acknowledgement,
     }
+    if message.buttons and not is_deleted:
+        # A bot's inline buttons, only on messages that have them: rows of
+        # {"text", "callback_data"}.
+        payload["buttons"] = message.buttons
+    return payload
 
 
 def frames_publish(items: list[tuple[str, dict[str, Any]]], *, what: str) -> None:

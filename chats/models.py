@@ -131,6 +131,10 @@ class Message(models.Model):
     body = models.TextField(max_length=MESSAGE_MAX_LENGTH, blank=True)
     body_hash = models.CharField(max_length=64, blank=True)
     reply_to = models.ForeignKey("self", null=True, blank=True, related_name="replies", on_delete=models.SET_NULL)
+    # Inline buttons of a bot's message: rows of {"text", "callback_data"}
+    # (bots.services keeps their shape); pressing one queues an update for
+    # the bot.
+    buttons = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(_("sent at"), auto_now_add=True, db_index=True)
     edited_at = models.DateTimeField(_("edited at"), null=True, blank=True)
     deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True)

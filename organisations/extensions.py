@@ -72,3 +72,36 @@ def organisation_channels(*, user: Any, organisation: Any) -> list[OrganisationC
     for provider in _channels_providers:
         channels.extend(provider(user=user, organisation=organisation))
     return channels
+
+
+# --- Bots: which accounts are bots, and whose ------------------------------------
+#
+# A bot (the bots app) has an account of its own, so that it is a chat member
+# like anyone. The contact rule (selectors.contact_is_allowed) treats such an
+# account by the bot's organisation; the bots app tells which accounts are
+# bots through this resolver.
+
+
+@dataclass(frozen=True)
+class BotOwner:
+    """The owner of a bot account: an organisation, or None for the platform."""
+
+    organisation_id: int | None
+
+
+BotOwnerResolver = Callable[[int], BotOwner | None]
+_bot_owner_resolvers: list[BotOwnerResolver] = []
+
+
+def bot_owner_resolver_register(resolver: BotOwnerResolver) -> None:
+    """`resolver(user_id)` returns the BotOwner of a bot account, None for a person."""
+    if resolver not in _bot_owner_resolvers:
+        _bot_owner_resolvers.append(resolver)
+
+
+def bot_owner(user_id: int) -> BotOwner | None:
+    for resolver in _bot_owner_resolvers:
+        owner = resolver(user_id)
+        if owner is not None:
+            return owner
+    return None

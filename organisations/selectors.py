@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from common.errors import NotFound, PermissionDenied
+from organisations import extensions
 from organisations.models import (
     AUTHORITY_KINDS,
     STAFF_ROLES,
@@ -145,7 +146,25 @@ def contact_is_allowed(*, actor: User, child: User) -> bool:
         return False
     if not child.is_safe_mode:
         return True
-    return User.objects.filter(pk=child.pk).filter(contacts_filter(actor=actor)).exists()
+    if User.objects.filter(pk=child.pk).filter(contacts_filter(actor=actor)).exists():
+        return True
+    # A bot has no memberships of its own: it is judged by its owner. Asked
+    # only once the person rule said no, so people's checks cost nothing more.
+    owner = extensions.bot_owner(actor.pk)
+    if owner is not None:
+        return bot_contact_is_allowed(organisation_id=owner.organisation_id, child=child)
+    return False
+
+
+def bot_contact_is_allowed(*, organisation_id: int | None, child: User) -> bool:
+    """May a bot of the organisation `organisation_id` (None: a bot of the
+    platform) write to `child`? A child in safe mode is reached only by
+    bots of the platform and of the child's own organisations."""
+    if not child.is_active:
+        return False
+    if not child.is_safe_mode or organisation_id is None:
+        return True
+    return Membership.objects.active().filter(user=child, organisation_id=organisation_id).exists()
 
 
 def shared_organisation_ids(*, user: User, other: User) -> set[int]:

@@ -283,10 +283,12 @@ def _message_create(
     kind: str = MessageKind.TEXT,
     requires_acknowledgement: bool = False,
     mentioned: Sequence[User] = (),
+    buttons: list[list[dict[str, str]]] | None = None,
 ) -> Message:
     """Inside a transaction: take the chat's next seq (the row update
     serialises writers of one chat), store the message, its mentions and
-    their notifications, and publish it after commit."""
+    their notifications, and publish it after commit. `buttons` are a bot's
+    inline buttons, already checked by bots.services."""
     Chat.objects.filter(pk=chat.pk).update(last_seq=F("last_seq") + 1, updated_at=timezone.now())
     seq = Chat.objects.filter(pk=chat.pk).values_list("last_seq", flat=True).get()
     message = Message.objects.create(
@@ -299,6 +301,7 @@ def _message_create(
         body_hash=body_hash(text),
         reply_to=reply_to,
         requires_acknowledgement=requires_acknowledgement,
+        buttons=buttons or [],
     )
     if author is not None:
         ChatMember.objects.filter(chat=chat, user=author, left_at__isnull=True).update(last_read_seq=seq)

@@ -166,6 +166,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "meeting-reminders-send": {"task": "lessons.tasks.reminders_send", "schedule": 60.0},
     "homework-reminders-send": {"task": "miniapps.tasks.homework_reminders_send", "schedule": 600.0},
     "legacy-notices-resend": {"task": "migration.tasks.legacy_notices_resend", "schedule": 300.0},
+    "bot-webhook-deliveries-sweep": {"task": "bots.tasks.webhook_deliveries_sweep", "schedule": 60.0},
     "channel-subscriptions-resync": {
         "task": "chats.tasks_channels.channel_subscriptions_resync",
         "schedule": 86400.0,
