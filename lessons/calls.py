@@ -435,6 +435,17 @@ def _host_of_call(*, participant_id: int) -> Participant:
     return participant
 
 
+def call_host_get(*, participant_id: int) -> Participant:
+    """The participant, when they may be in the call and run it. Raises
+    PermissionDenied "not_admitted" or "not_host"."""
+    return _host_of_call(participant_id=participant_id)
+
+
+def call_state_lock(*, participant: Participant) -> CallState:
+    """The call's state row, locked for the transaction under way."""
+    return _state_locked(participant)
+
+
 def _present(*, occurrence_id: int, participant_id: Any) -> CallPresence:
     presence = (
         CallPresence.objects.select_for_update(of=("self",))

@@ -44,7 +44,7 @@ from chats.ws_auth import user_by_token
 from chats.ws_server import FRAME_MAX_BYTES
 from common import realtime
 from common.errors import ApplicationError
-from lessons import calls, events, selectors
+from lessons import calls, events, recordings, selectors
 from lessons.media import ice, protocol
 from lessons.models import ParticipantRole, ParticipantStatus
 
@@ -99,6 +99,8 @@ def media_refusal(code: str, message: str) -> tuple[str, str]:
         "wrong-state": ("wrong_state", _("That connection is not ready for this yet.")),
         "stale-answer": ("stale_answer", _("No offer with this revision is waiting for an answer.")),
         "room-full": ("room_full", _("There is no room for another participant in this call.")),
+        "recording-active": ("already_recording", _("The meeting is being recorded already.")),
+        "recording-unavailable": ("recording_unavailable", _("The media server cannot record now. Try again later.")),
         "timeout": ("media_unavailable", _("The media server does not answer. Try again in a minute.")),
     }
     return codes.get(code, ("media_error", _("The media server failed; try again.")))
@@ -244,6 +246,10 @@ class CallConsumer(AsyncWebsocketConsumer):
         self.offer_revision: int | None = None
         self.has_subscribe_offer = False
         self.quality: str | None = None
+        # The media section of this participant's shared screen, and whether
+        # the recording under way takes its video from this participant.
+        self.screen_mid: str | None = None
+        self.is_recorded_video = False
         self.stats_at = 0.0
         self.join_timer: asyncio.TimerHandle | None = None
         self.auth_token: str | None = None
@@ -338,6 +344,8 @@ class CallConsumer(AsyncWebsocketConsumer):
         )
         if was_current or (self.stage == JOINING and not other_is_current):
             await self._send_command("peer.leave", room=self.room, peer=self.peer)
+        if was_current:
+            await database_sync_to_async(recordings.recording_collect_if_empty)(occurrence_id=self.occurrence_id)
 
     # --- Talking to the browser -----------------------------------------------------------------------------------
 
@@ -571,6 +579,9 @@ class CallConsumer(AsyncWebsocketConsumer):
                         "status": participant.status,
                     },
                     "detail": _("You are in the lobby. The host will let you in soon."),
+                    "recording": await database_sync_to_async(recordings.recording_running_payload)(
+                        occurrence_id=self.occurrence_id
+                    ),
                 }
             )
             # Admitted between the join and listening to the group: the
@@ -732,6 +743,9 @@ class CallConsumer(AsyncWebsocketConsumer):
             "peers": sorted(self.room_peers),
             "published": message.get("published") or [],
             "messages": [calls.message_payload(item) for item in entry.messages],
+            "recording": await database_sync_to_async(recordings.recording_running_payload)(
+                occurrence_id=self.occurrence_id
+            ),
             "limits": LIMITS,
         }
         if participant.role == ParticipantRole.HOST:
@@ -831,6 +845,10 @@ class CallConsumer(AsyncWebsocketConsumer):
         await database_sync_to_async(calls.call_presence_update)(
             participant_id=self.participant_id, channel_name=self.channel_name, screen_mid=mid or ""
         )
+        self.screen_mid = mid or None
+        if self.is_recorded_video:
+            # The recording shows the shared screen while there is one.
+            await self._command("recording.video", room=self.room, video_peer=self.peer, screen_mid=self.screen_mid)
         await self._reply({"type": "ack", "ref": ref, "for": "screen", "mid": mid})
 
     async def frame_audio_only(self, frame: dict[str, Any], ref: Any) -> None:
@@ -974,8 +992,66 @@ class CallConsumer(AsyncWebsocketConsumer):
     async def frame_end(self, frame: dict[str, Any], ref: Any) -> None:
         self._require_host()
         await database_sync_to_async(calls.call_end)(actor_participant_id=self.participant_id)
+        # Closing the room completes a recording under way.
         await self._command("room.close", room=self.room)
+        await database_sync_to_async(recordings.recording_collect_soon)(occurrence_id=self.occurrence_id)
         await self._reply({"type": "ack", "ref": ref, "for": "end"})
+
+    async def frame_recording(self, frame: dict[str, Any], ref: Any) -> None:
+        """A host starts ({"active": true}) or stops the recording; everyone
+        hears "call.recording" (lessons.recordings)."""
+        self._require_host()
+        active = _boolean(frame, "active")
+        assert self.participant_id is not None
+        if active:
+            await self._recording_start(ref)
+        else:
+            await self._recording_stop(ref)
+
+    async def _recording_start(self, ref: Any) -> None:
+        recording = await database_sync_to_async(recordings.recording_start)(actor_participant_id=self.participant_id)
+
+        async def started(message: dict[str, Any]) -> None:
+            if message.get("ok"):
+                self.is_recorded_video = True
+                payload = recordings.recording_payload(recording)
+                await self._reply({"type": "ack", "ref": ref, "for": "recording", "recording": payload})
+                return
+            # Nothing is being written: the others hear it stopped.
+            await database_sync_to_async(recordings.recording_fail)(recording_id=recording.pk)
+            await self._media_error(ref, message)
+
+        await self._command(
+            "recording.start",
+            room=self.room,
+            recording=str(recording.pk),
+            path=recording.file.name,
+            video_peer=self.peer,
+            screen_mid=self.screen_mid,
+            on_reply=started,
+        )
+
+    async def _recording_stop(self, ref: Any) -> None:
+        recording = await database_sync_to_async(recordings.recording_stop)(actor_participant_id=self.participant_id)
+
+        async def stopped(message: dict[str, Any]) -> None:
+            self.is_recorded_video = False
+            if message.get("ok"):
+                await database_sync_to_async(recordings.recording_finished)(
+                    recording_id=message.get("recording"),
+                    path=message.get("path"),
+                    duration=message.get("duration"),
+                    size=message.get("size"),
+                )
+            elif message.get("code") == "not-recording":
+                # The worker has no such recording (it was restarted): no file.
+                await database_sync_to_async(recordings.recording_fail)(recording_id=recording.pk)
+            else:
+                await self._media_error(ref, message)
+                return
+            await self._reply({"type": "ack", "ref": ref, "for": "recording", "recording": {"id": recording.pk}})
+
+        await self._command("recording.stop", room=self.room, on_reply=stopped)
 
     handlers: dict[str, Callable[["CallConsumer", dict[str, Any], Any], Awaitable[None]]] = {
         "ping": frame_ping,
@@ -998,6 +1074,7 @@ class CallConsumer(AsyncWebsocketConsumer):
         "remove": frame_remove,
         "admit": frame_admit,
         "end": frame_end,
+        "recording": frame_recording,
     }
 
     # --- Events of the occurrence's group (lessons.events, lessons.calls) -------------------------------------------
@@ -1045,6 +1122,9 @@ class CallConsumer(AsyncWebsocketConsumer):
                     {"type": "ended", "reason": "ended", "detail": _("The host has ended this meeting.")},
                     reason="ended",
                 )
+        elif kind == recordings.CALL_RECORDING and self.stage == WAITING:
+            # Those waiting in the lobby are told too.
+            await self.send(text_data=text)
         elif self.stage == IN_CALL and isinstance(kind, str) and kind.startswith("call."):
             await self._call_event(kind, event, text)
 
@@ -1110,6 +1190,18 @@ class CallConsumer(AsyncWebsocketConsumer):
 
     async def media_event(self, message: dict[str, Any]) -> None:
         name = message.get("event")
+        if name == "recording.finished":
+            # Every socket of the call may pass the worker's report on (even
+            # one closing after "end"); exactly one of them records it.
+            if message.get("room") == self.room and self.participant_id is not None:
+                self.is_recorded_video = False
+                await database_sync_to_async(recordings.recording_finished)(
+                    recording_id=message.get("recording"),
+                    path=message.get("path"),
+                    duration=message.get("duration"),
+                    size=message.get("size"),
+                )
+            return
         if name in ("reply", "error"):
             pending = self.pending.pop(str(message.get("request_id")), None)
             if pending is not None:

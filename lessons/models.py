@@ -371,23 +371,37 @@ class RecordingStatus(models.TextChoices):
 
 
 class Recording(models.Model):
-    """The recording of one occurrence (when the meeting is recorded). The
-    media server writes the file; the lessons services post it to the
-    class chat afterwards."""
+    """One recording of an occurrence's call (when the meeting allows it),
+    started and stopped by a host. The media worker writes the file (its
+    name is decided here, before it starts); lessons.recordings posts it
+    to the class chat afterwards, once (`chat_message`)."""
 
     occurrence = models.ForeignKey(Occurrence, related_name="recordings", on_delete=models.CASCADE)
     status = models.CharField(_("status"), max_length=12, choices=RecordingStatus.choices)
     file = models.FileField(_("file"), upload_to="recordings/%Y/%m/", blank=True)
     started_at = models.DateTimeField(_("started at"))
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+", on_delete=models.SET_NULL
+    )
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    duration_seconds = models.FloatField(_("duration, seconds"), null=True, blank=True)
+    size = models.BigIntegerField(_("size, bytes"), null=True, blank=True)
     chat_message = models.ForeignKey(
         "chats.Message", null=True, blank=True, related_name="+", on_delete=models.SET_NULL
     )
+    # The message in the call's own chat, for a meeting without a class or
+    # staff chat.
+    call_message = models.ForeignKey("CallMessage", null=True, blank=True, related_name="+", on_delete=models.SET_NULL)
 
     class Meta:
         ordering = ["-started_at", "-id"]
         verbose_name = _("recording")
         verbose_name_plural = _("recordings")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["occurrence"], condition=Q(status="recording"), name="recording_one_running_per_occurrence"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"recording of {self.occurrence_id}"

@@ -30,5 +30,6 @@ urlpatterns = [
         views.group_attendance_csv_view,
         name="group_attendance_csv",
     ),
+    path("lessons/recordings/<int:recording_id>/file/", views.recording_file_view, name="recording_file"),
     path("join/<str:token>/", views.guest_join_view, name="guest_join"),
 ]

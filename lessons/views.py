@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.models import User
 from accounts.network import client_ip
 from common.errors import ApplicationError, NotFound, PermissionDenied
-from lessons import apis, schedule, selectors, services
+from lessons import apis, recordings, schedule, selectors, services
 from lessons.forms import (
     CancelForm,
     GuestNameForm,
@@ -506,3 +506,26 @@ def guest_join_view(request: HttpRequest, token: str) -> HttpResponse:
             "time_zone": link.meeting.time_zone,
         },
     )
+
+
+# --- Recordings ------------------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def recording_file_view(request: HttpRequest, recording_id: int) -> HttpResponseBase:
+    """The file of a recording posted to the call's own chat (a meeting
+    without a class chat), for the meeting's host and invitees. Anyone else
+    gets the same 404 as for a recording that does not exist. Recordings
+    posted to a chat are served by the chat (chats.files), to its members."""
+    try:
+        recording = recordings.recording_for_download(user=_user(request), recording_id=recording_id)
+        handle = recording.file.open("rb")
+    except (NotFound, FileNotFoundError):
+        raise Http404() from None
+    response = FileResponse(
+        handle, content_type=recordings.CONTENT_TYPE, as_attachment=True, filename=recordings.file_name(recording)
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

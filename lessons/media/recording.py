@@ -194,9 +194,10 @@ class Recorder:
         now = self._loop.time()
         if self._container is None and now - self._started_at >= VIDEO_WAIT_SECONDS:
             self._open(DEFAULT_VIDEO_SIZE)
-        if self._awaiting_keyframe and self.video_source is not None:
-            if now - self._keyframe_asked_at >= KEYFRAME_RETRY_SECONDS:
-                self._keyframe_ask()
+        # A keyframe asked for may be lost: ask again until one comes.
+        is_asking_due = now - self._keyframe_asked_at >= KEYFRAME_RETRY_SECONDS
+        if self._awaiting_keyframe and self.video_source is not None and is_asking_due:
+            self._keyframe_ask()
 
     def finish(self) -> dict[str, Any]:
         """Stop, complete the file and write its report next to it;

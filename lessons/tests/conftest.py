@@ -25,12 +25,16 @@ ORIGIN = (b"origin", b"http://127.0.0.1:8000")
 
 
 @pytest.fixture
-async def media_worker(settings) -> AsyncIterator[MediaWorker]:
-    """A real media worker; the signalling side places every room on it."""
+async def media_worker(settings, tmp_path) -> AsyncIterator[MediaWorker]:
+    """A real media worker; the signalling side places every room on it.
+    MEDIA_ROOT (where it writes recordings) is the test's own directory."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
     worker = MediaWorker(
         worker_id="test-" + uuid.uuid4().hex[:12],
         channel_layer=get_channel_layer(),
-        settings=MediaSettings(connect_timeout=10.0, answer_timeout=10.0, keyframe_interval=0.2),
+        settings=MediaSettings(
+            connect_timeout=10.0, answer_timeout=10.0, keyframe_interval=0.2, recordings_root=settings.MEDIA_ROOT
+        ),
     )
     task = asyncio.ensure_future(worker.run())
     await asyncio.wait_for(worker.ready.wait(), 15)
