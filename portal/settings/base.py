@@ -171,6 +171,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "chats.tasks_channels.channel_subscriptions_resync",
         "schedule": 86400.0,
     },
+    "adoption-weekly-figures-refresh": {"task": "adoption.tasks.weekly_figures_refresh", "schedule": 3600.0},
 }
 
 # --- Auth.
