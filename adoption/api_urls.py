@@ -1,5 +1,12 @@
 """REST API of the adoption app, under /api/v1/."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from adoption import apis
+
+urlpatterns = [
+    path("adoption/dashboard/", apis.DashboardApi.as_view(), name="api-adoption-dashboard"),
+    path("adoption/roadmaps/<str:region_code>/", apis.RoadmapApi.as_view(), name="api-adoption-roadmap"),
+    path("course/", apis.CourseApi.as_view(), name="api-course"),
+    path("course/steps/<int:step>/", apis.CourseStepApi.as_view(), name="api-course-step"),
+]
