@@ -89,6 +89,9 @@ class ImportRunAdmin(ScopedModelAdmin):
             return type("BoundImportUploadForm", (form_class,), {"request": request})
         return form_class
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else self.readonly_fields
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 

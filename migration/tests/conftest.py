@@ -7,10 +7,12 @@ from portal.celery import app as celery_app
 
 @pytest.fixture
 def eager_celery() -> Iterator[None]:
-    """Celery runs the tasks in the test's thread (unit tests only)."""
+    """Celery runs the tasks in the test's thread (unit tests only). Errors
+    do not propagate: with propagation on, an eager task's retry would
+    escape as an exception instead of running again."""
     previous = (celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates)
     celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
+    celery_app.conf.task_eager_propagates = False
     yield
     celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
 
