@@ -116,7 +116,7 @@ class MiniAppLaunchApi(SignedInApi):
 class ShowcaseBotSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
-    url = serializers.CharField(allow_null=True)
+    url = serializers.CharField()
     is_verified = serializers.BooleanField()
 
 

@@ -17,10 +17,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from bots.selectors import bot_showcase_list
+from chats.services.channels import channel_list
 from common.errors import NotFound, PermissionDenied
 from miniapps.models import Homework, Mark, MiniApp, TimetableEntry
 from organisations.models import Guardianship, Membership, Role, StudyGroup, StudyGroupStudent, StudyGroupTeacher
@@ -298,7 +301,7 @@ def diary_home(*, user: User) -> DiaryHome:
 class ShowcaseBot:
     name: str
     description: str
-    url: str | None
+    url: str
     is_verified: bool
 
 
@@ -317,36 +320,19 @@ class Showcase:
 
 
 def _bots_for(user: User) -> list[ShowcaseBot]:
-    """The bots app's showcase (bots.selectors.bot_showcase_list), when it
-    is there: bots sit below mini-apps in the layers."""
-    try:
-        from bots.selectors import bot_showcase_list  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return []
-    from django.urls import NoReverseMatch, reverse
-
-    result = []
-    for bot in bot_showcase_list(user=user):
-        try:
-            url: str | None = reverse("bots:detail", kwargs={"username": bot.username})
-        except NoReverseMatch:
-            url = None
-        result.append(
-            ShowcaseBot(
-                name=str(getattr(bot, "name", bot)),
-                description=str(getattr(bot, "description", "") or ""),
-                url=url,
-                is_verified=bool(getattr(bot, "is_verified", False)),
-            )
+    """The bots the person may start (bots.selectors, a lower layer)."""
+    return [
+        ShowcaseBot(
+            name=bot.name,
+            description=bot.description,
+            url=reverse("bots:detail", kwargs={"username": bot.username}),
+            is_verified=bot.is_verified,
         )
-    return result
+        for bot in bot_showcase_list(user=user)
+    ]
 
 
 def _verified_channels_for(user: User) -> list[ShowcaseChannel]:
-    from django.urls import reverse
-
-    from chats.services.channels import channel_list
-
     channels: Iterable = channel_list(user=user).filter(is_verified=True, organisation__is_verified=True)[:20]
     return [
         ShowcaseChannel(
