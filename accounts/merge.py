@@ -168,9 +168,7 @@ def account_merge_confirm(*, user: User, code: str, other_code: str, ip: str | N
                 # Verifying would create an account for a number without
                 # one (or answer "blocked" after using the code): refuse
                 # alike for both, before any code is looked at.
-                raise ApplicationError(
-                    _("This code is not valid. Request a new code."), code="code_invalid"
-                )
+                raise ApplicationError(_("This code is not valid. Request a new code."), code="code_invalid")
             login_code_verify(phone=phone, code=cleaned, ip=ip)
         except ApplicationError as error:
             error.extra = {**error.extra, "field": field}

@@ -62,8 +62,18 @@ class MergeConfirmApi(APIView):
 
     @extend_schema_serializer(component_name="MergeConfirm")
     class InputSerializer(serializers.Serializer):
-        code = serializers.CharField(max_length=32, required=False, default="", help_text="The code sent to this account's number (may be left out once confirmed).")
-        other_code = serializers.CharField(max_length=32, required=False, default="", help_text="The code sent to the other number (may be left out once confirmed).")
+        code = serializers.CharField(
+            max_length=32,
+            required=False,
+            default="",
+            help_text="The code sent to this account's number (may be left out once confirmed).",
+        )
+        other_code = serializers.CharField(
+            max_length=32,
+            required=False,
+            default="",
+            help_text="The code sent to the other number (may be left out once confirmed).",
+        )
 
     @extend_schema(
         operation_id="me_merge_confirm",

@@ -93,7 +93,8 @@ def merge_view(request: HttpRequest) -> HttpResponse:
         return _page(request, start_form=start_form, status=error.status_code, retry_after=error.retry_after)
     messages.success(
         request,
-        _("We sent codes to %(own)s and %(other)s.") % {"own": _display(str(request.user.phone)), "other": _display(other)},  # type: ignore[union-attr]
+        _("We sent codes to %(own)s and %(other)s.")
+        % {"own": _display(str(request.user.phone)), "other": _display(other)},  # type: ignore[union-attr]
     )
     return redirect("accounts:merge")
 

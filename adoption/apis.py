@@ -219,7 +219,9 @@ class CourseApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(operation_id="course_get", tags=["course"], responses={200: CourseSerializer, 401: NOT_AUTHENTICATED})
+    @extend_schema(
+        operation_id="course_get", tags=["course"], responses={200: CourseSerializer, 401: NOT_AUTHENTICATED}
+    )
     def get(self, request: Request) -> Response:
         return Response(CourseSerializer(_course(_user(request))).data)
 

@@ -20,8 +20,10 @@ COURSE_STEPS: tuple[CourseStep, ...] = (
         "chats",
         _("Chats of your classes"),
         (
-            _("Every class has two chats made by the school: one with the students, one with the parents. "
-              "You do not add anyone: people join and leave with the class list."),
+            _(
+                "Every class has two chats made by the school: one with the students, one with the parents. "
+                "You do not add anyone: people join and leave with the class list."
+            ),
             _("A message can be edited, pinned or turned into a poll. Read receipts show how many people saw it."),
         ),
     ),

@@ -17,9 +17,7 @@ class DashboardForm(forms.Form):
 
 
 class RoadmapForm(forms.Form):
-    target_educators_writing = forms.IntegerField(
-        label=_("Educators writing weekly, %"), min_value=0, max_value=100
-    )
+    target_educators_writing = forms.IntegerField(label=_("Educators writing weekly, %"), min_value=0, max_value=100)
     target_families_reading = forms.IntegerField(
         label=_("Students and parents reading weekly, %"), min_value=0, max_value=100
     )
@@ -39,9 +37,7 @@ class RoadmapForm(forms.Form):
             )
 
     def stage_fields(self) -> list[tuple[str, forms.BoundField, forms.BoundField]]:
-        return [
-            (str(label), self[kind + "_starts_on"], self[kind + "_ends_on"]) for kind, label in StageKind.choices
-        ]
+        return [(str(label), self[kind + "_starts_on"], self[kind + "_ends_on"]) for kind, label in StageKind.choices]
 
     def target_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in self.fields if name.startswith("target_")]

@@ -19,6 +19,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from django.core.cache import cache
@@ -191,7 +192,9 @@ def weekly_figures_build(*, week: datetime.date) -> int:
     last_day = week + datetime.timedelta(days=6)
     activity: dict[str, set[int]] = defaultdict(set)
     for user_id, kind in (
-        ActivityDay.objects.filter(day__gte=week, day__lte=last_day).values_list("user_id", "kind").iterator(chunk_size=20000)
+        ActivityDay.objects.filter(day__gte=week, day__lte=last_day)
+        .values_list("user_id", "kind")
+        .iterator(chunk_size=20000)
     ):
         activity[kind].add(user_id)
     writers = activity[ActivityKind.WRITE]
@@ -337,7 +340,7 @@ def roadmap_update(
             raise _field_error(_("The stage cannot end before it starts."), kind + "_ends_on", "stage_dates")
         cleaned_stages[kind] = (start, end)
     ordered = [cleaned_stages[kind] for kind in StageKind.values if kind in cleaned_stages]
-    for (_first_start, first_end), (second_start, _second_end) in zip(ordered, ordered[1:], strict=False):
+    for (_first_start, first_end), (second_start, _second_end) in pairwise(ordered):
         if second_start < first_end:
             raise _field_error(
                 _("Stages must follow each other: preparation, migration, completion."), "stages", "stage_order"
@@ -392,4 +395,3 @@ def official_visit_record(*, user: User) -> None:
     """An official opened the dashboard or a roadmap: counts as their
     activity for the week."""
     activity_record(user_id=user.pk, kind=ActivityKind.VISIT)
-

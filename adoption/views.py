@@ -268,4 +268,3 @@ def course_step_view(request: HttpRequest, step: int) -> HttpResponse:
             "previous": step - 1 if step > 1 else None,
         },
     )
-

@@ -4,6 +4,8 @@ chat, a reaction, a vote…), the absorbed account's row is folded into the
 kept one's; everything else (authorship of messages, attachments, pins) is
 re-pointed by the generic pass."""
 
+from typing import Any
+
 from django.db.models import Exists, OuterRef
 
 from accounts.models import User
@@ -24,7 +26,7 @@ from chats.models import (
 )
 
 # Who may do more in a chat: the better role is kept.
-_ROLE_RANK = {MemberRole.OWNER: 3, MemberRole.MODERATOR: 2, MemberRole.EDITOR: 1, MemberRole.MEMBER: 0}
+_ROLE_RANK: dict[str, int] = {MemberRole.OWNER: 3, MemberRole.MODERATOR: 2, MemberRole.EDITOR: 1, MemberRole.MEMBER: 0}
 
 
 def chats_merge_move(*, kept: User, absorbed: User) -> dict[str, int]:
@@ -67,20 +69,20 @@ def chats_merge_move(*, kept: User, absorbed: User) -> dict[str, int]:
         count += 1
     note("chatmember_duplicate", count)
 
-    for model, keys in (
-        (Reaction, ("message_id", "emoji")),
-        (Mention, ("message_id",)),
-        (Notification, ("kind", "message_id")),
+    for label, twin_model, keys in (
+        ("reaction", Reaction, ("message_id", "emoji")),
+        ("mention", Mention, ("message_id",)),
+        ("notification", Notification, ("kind", "message_id")),
     ):
-        note(model._meta.model_name + "_duplicate", _drop_twins(model, "user_id", keys, kept, absorbed))
+        note(label + "_duplicate", _drop_twins(twin_model, "user_id", keys, kept, absorbed))
     note("messagereport_duplicate", _drop_twins(MessageReport, "reporter_id", ("message_id",), kept, absorbed))
 
     kept_acks = {ack.message_id: ack for ack in Acknowledgement.objects.filter(user=kept)}
     count = 0
     for ack in Acknowledgement.objects.filter(user=absorbed, message_id__in=list(kept_acks)):
-        twin = kept_acks[ack.message_id]
-        if ack.created_at < twin.created_at:
-            Acknowledgement.objects.filter(pk=twin.pk).update(created_at=ack.created_at)
+        kept_ack = kept_acks[ack.message_id]
+        if ack.created_at < kept_ack.created_at:
+            Acknowledgement.objects.filter(pk=kept_ack.pk).update(created_at=ack.created_at)
         ack.delete()
         count += 1
     note("acknowledgement_duplicate", count)
@@ -94,15 +96,8 @@ def chats_merge_move(*, kept: User, absorbed: User) -> dict[str, int]:
         + _drop_twins(PollVote, "user_id", ("option_id",), kept, absorbed),
     )
 
-    for model in (Message, ScheduledMessage):
-        same_client_id = model.objects.filter(author=kept, chat_id=OuterRef("chat_id"), client_id=OuterRef("client_id"))
-        note(
-            model._meta.model_name + "_client_id_cleared",
-            model.objects.filter(author=absorbed)
-            .exclude(client_id="")
-            .filter(Exists(same_client_id))
-            .update(client_id=""),
-        )
+    note("message_client_id_cleared", _client_ids_clear(Message, kept, absorbed))
+    note("scheduledmessage_client_id_cleared", _client_ids_clear(ScheduledMessage, kept, absorbed))
 
     if OfficeHours.objects.filter(user=kept).exists():
         note("officehours_duplicate", OfficeHours.objects.filter(user=absorbed).delete()[0])
@@ -121,6 +116,14 @@ def chats_merge_move(*, kept: User, absorbed: User) -> dict[str, int]:
     return folded
 
 
+def _client_ids_clear(model: Any, kept: User, absorbed: User) -> int:
+    """Clear the client ids of the absorbed account's rows that the kept
+    account used in the same chat (they only made resends idempotent)."""
+    same_client_id = model.objects.filter(author=kept, chat_id=OuterRef("chat_id"), client_id=OuterRef("client_id"))
+    rows = model.objects.filter(author=absorbed).exclude(client_id="").filter(Exists(same_client_id))
+    return int(rows.update(client_id=""))
+
+
 def _drop_twins(model: type, user_field: str, keys: tuple[str, ...], kept: User, absorbed: User) -> int:
     """Delete the absorbed account's rows of `model` that the kept account
     already has with the same `keys`."""
@@ -133,4 +136,3 @@ def _drop_twins(model: type, user_field: str, keys: tuple[str, ...], kept: User,
     if not twins:
         return 0
     return model.objects.filter(pk__in=twins).delete()[0]  # type: ignore[attr-defined,no-any-return]
-

@@ -19,8 +19,8 @@ from lessons.models import (
 )
 
 # The participant's standing in a lesson: the stronger one is kept.
-_ROLE_RANK = {ParticipantRole.HOST: 2, ParticipantRole.MEMBER: 1, ParticipantRole.GUEST: 0}
-_STATUS_RANK = {
+_ROLE_RANK: dict[str, int] = {ParticipantRole.HOST: 2, ParticipantRole.MEMBER: 1, ParticipantRole.GUEST: 0}
+_STATUS_RANK: dict[str, int] = {
     ParticipantStatus.ADMITTED: 3,
     ParticipantStatus.WAITING: 2,
     ParticipantStatus.REMOVED: 1,
@@ -56,8 +56,13 @@ def lessons_merge_move(*, kept: User, absorbed: User) -> dict[str, int]:
                 status=participant.status, decided_at=participant.decided_at, decided_by_id=participant.decided_by_id
             )
         Participant.objects.filter(pk=twin.pk).update(**updates)
-        note("attendancesession_moved", AttendanceSession.objects.filter(participant=participant).update(participant=twin))
-        clashing = CallMessage.objects.filter(participant=twin).exclude(client_id="").values_list("client_id", flat=True)
+        note(
+            "attendancesession_moved",
+            AttendanceSession.objects.filter(participant=participant).update(participant=twin),
+        )
+        clashing = (
+            CallMessage.objects.filter(participant=twin).exclude(client_id="").values_list("client_id", flat=True)
+        )
         CallMessage.objects.filter(participant=participant, client_id__in=list(clashing)).update(client_id="")
         note("callmessage_moved", CallMessage.objects.filter(participant=participant).update(participant=twin))
         CallState.objects.filter(floor_participant=participant).update(floor_participant=twin)

@@ -19,7 +19,7 @@ from organisations.models import (
 from organisations.services import verified_educator_refresh
 
 # A verified membership outranks a requested one, which outranks the rest.
-_VERIFICATION_RANK = {
+_VERIFICATION_RANK: dict[str, int] = {
     VerificationStatus.VERIFIED: 3,
     VerificationStatus.REQUESTED: 2,
     VerificationStatus.REJECTED: 1,
@@ -74,9 +74,9 @@ def organisations_merge_move(*, kept: User, absorbed: User) -> dict[str, int]:
     kept_teaching = {row.group_id: row for row in StudyGroupTeacher.objects.filter(teacher=kept)}
     count = 0
     for row in StudyGroupTeacher.objects.filter(teacher=absorbed, group_id__in=list(kept_teaching)):
-        twin = kept_teaching[row.group_id]
-        if not twin.subject and row.subject:
-            StudyGroupTeacher.objects.filter(pk=twin.pk).update(subject=row.subject)
+        teaching = kept_teaching[row.group_id]
+        if not teaching.subject and row.subject:
+            StudyGroupTeacher.objects.filter(pk=teaching.pk).update(subject=row.subject)
         row.delete()
         count += 1
     if count:
@@ -97,13 +97,13 @@ def organisations_merge_move(*, kept: User, absorbed: User) -> dict[str, int]:
             for link in Guardianship.objects.filter(ended_at__isnull=True, **{role: kept})
         }
         for link in Guardianship.objects.filter(ended_at__isnull=True, **{role: absorbed}):
-            twin = kept_links.get(getattr(link, other + "_id"))
-            if twin is None:
+            kept_link = kept_links.get(getattr(link, other + "_id"))
+            if kept_link is None:
                 continue
             # The earlier link is the one the school made first; the later
             # one is history now.
-            if link.created_at < twin.created_at:
-                Guardianship.objects.filter(pk=twin.pk).update(ended_at=now)
+            if link.created_at < kept_link.created_at:
+                Guardianship.objects.filter(pk=kept_link.pk).update(ended_at=now)
                 kept_links[getattr(link, other + "_id")] = link
             else:
                 Guardianship.objects.filter(pk=link.pk).update(ended_at=now)
@@ -119,7 +119,7 @@ def organisations_merge_finish(*, kept: User, absorbed: Any) -> None:
     after the commit."""
     verified_educator_refresh(user=kept)
     organisation_ids = set(Membership.objects.filter(user=kept).values_list("organisation_id", flat=True))
-    organisation_ids |= set(Guardianship.objects.filter(Q(parent=kept) | Q(student=kept)).values_list(
-        "organisation_id", flat=True
-    ))
+    organisation_ids |= set(
+        Guardianship.objects.filter(Q(parent=kept) | Q(student=kept)).values_list("organisation_id", flat=True)
+    )
     directory_changed(organisation_ids=organisation_ids)

@@ -40,14 +40,18 @@ def make_country() -> Country:
         region=moscow_oblast,
         municipality="Химки",
     )
-    school = make_organisation(short_name="Школа № 1 Химки", parent=municipal, region=moscow_oblast, municipality="Химки")
+    school = make_organisation(
+        short_name="Школа № 1 Химки", parent=municipal, region=moscow_oblast, municipality="Химки"
+    )
     other_school = make_organisation(
         short_name="Школа № 2 Королёв", parent=regional, region=moscow_oblast, municipality="Королёв"
     )
     far_authority = make_organisation(
         kind=OrganisationKind.REGIONAL_AUTHORITY, short_name="ДОгМ", parent=ministry, region=moscow
     )
-    far_school = make_organisation(short_name="Школа № 3 Москва", parent=far_authority, region=moscow, municipality="Москва")
+    far_school = make_organisation(
+        short_name="Школа № 3 Москва", parent=far_authority, region=moscow, municipality="Москва"
+    )
     return Country(
         ministry=ministry,
         regional=regional,

@@ -65,16 +65,16 @@ def _merge_world(world: World) -> dict[str, Any]:
     parents' chat and the committee chat, a direct chat between them, the
     same reaction on one message, both in one parent meeting with attendance."""
     kept, absorbed = world.users["teacher"], world.users["parent"]
-    students_chat_id = world.values["students_chat"]
-    parents_chat_id = world.values["parents_chat"]
-    group_chat_id = world.values["group_chat"]
+    students_chat_id = int(world.values["students_chat"])
+    parents_chat_id = int(world.values["parents_chat"])
+    group_chat_id = int(world.values["group_chat"])
     chat_read_mark(user=absorbed, chat_id=parents_chat_id, seq=1)
     message = send(absorbed, ChatMember.objects.get(chat_id=group_chat_id, user=absorbed).chat, "Спасибо за собрание")
     reaction_toggle(user=kept, chat_id=group_chat_id, seq=message.seq, emoji="👍")
     reaction_toggle(user=absorbed, chat_id=group_chat_id, seq=message.seq, emoji="👍")
     reaction_toggle(user=absorbed, chat_id=group_chat_id, seq=message.seq, emoji="🔥")
     make_direct_chat(kept, absorbed)
-    meeting_id = world.values["meeting"]
+    meeting_id = int(world.values["meeting"])
     kept_participant = lesson_services.meeting_join(user=kept, meeting_id=meeting_id)
     absorbed_participant = lesson_services.meeting_join(user=absorbed, meeting_id=meeting_id)
     start = timezone.now() - datetime.timedelta(minutes=3)
@@ -102,7 +102,9 @@ def test_merge_moves_every_row_and_folds_duplicates(world):
     # direct chat between the two: one membership each after the merge.
     shared_memberships = {
         ("chats.chatmember", pk)
-        for pk in ChatMember.objects.active().filter(user=absorbed, chat_id__in=kept_chat_ids).values_list("pk", flat=True)
+        for pk in ChatMember.objects.active()
+        .filter(user=absorbed, chat_id__in=kept_chat_ids)
+        .values_list("pk", flat=True)
     }
     assert len(shared_memberships) == 4
     twin_reaction = Reaction.objects.get(user=absorbed, emoji="👍")
@@ -141,7 +143,10 @@ def test_merge_moves_every_row_and_folds_duplicates(world):
         participant.pk
     ]
     assert Guardianship.objects.get(student=world.users["student"], ended_at=None).parent_id == kept.pk
-    assert set(Membership.objects.active().filter(user=kept).values_list("role", flat=True)) == {Role.TEACHER, Role.PARENT}
+    assert set(Membership.objects.active().filter(user=kept).values_list("role", flat=True)) == {
+        Role.TEACHER,
+        Role.PARENT,
+    }
     absorbed.refresh_from_db()
     assert (absorbed.phone, absorbed.is_active, absorbed.first_name) == (None, False, "")
     assert absorbed.deleted_at is not None
@@ -216,7 +221,9 @@ def test_an_expired_code_moves_nothing(world, sms_outbox):
     _request_codes(client, str(absorbed.phone))
     codes = _codes(sms_outbox)
     # The other number's code is typed too late.
-    LoginCode.objects.filter(phone=str(absorbed.phone)).update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
+    LoginCode.objects.filter(phone=str(absorbed.phone)).update(
+        expires_at=timezone.now() - datetime.timedelta(seconds=1)
+    )
     before = user_rows({kept.pk, absorbed.pk})
 
     response = client.post(
@@ -250,9 +257,10 @@ def test_merge_refuses_without_request_own_number_and_unknown_number(world, sms_
     client = APIClient()
     client.force_authenticate(kept)
 
-    assert client.post("/api/v1/me/merge/", {"code": "123456", "other_code": "123456"}, format="json").json()[
-        "code"
-    ] == "merge_not_requested"
+    assert (
+        client.post("/api/v1/me/merge/", {"code": "123456", "other_code": "123456"}, format="json").json()["code"]
+        == "merge_not_requested"
+    )
     response = _request_codes(client, str(kept.phone))
     assert (response.status_code, response.json()["code"], response.json()["field"]) == (
         400,
