@@ -297,6 +297,9 @@ def _room(
             "is_admitted": participant.status == ParticipantStatus.ADMITTED,
             "status_url": status_url,
             "guest_token": token,
+            # Those waiting in the lobby see it too (the page reloads when
+            # they are let in).
+            "recording": recordings.recording_running(occurrence_id=participant.occurrence_id),
         },
     )
 

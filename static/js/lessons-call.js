@@ -54,6 +54,7 @@ const state = {
   me: null,
   role: call ? call.dataset.role : null,
   callState: { is_safe_lesson: false, are_microphones_locked: false, floor: null },
+  recording: null, // the recording under way: {id, active, started_at, finished_at}
   participants: new Map(), // participant id -> presence
   quality: new Map(), // participant id -> level
   sources: new Map(), // source id -> {peer, kind, mid (the publisher's)}
@@ -194,6 +195,9 @@ async function handle(frame) {
     case "call.message":
       showMessage(frame.message);
       break;
+    case "call.recording":
+      showRecording(frame.recording);
+      break;
     case "call.quality":
       state.quality.set(frame.participant, frame.level);
       render();
@@ -294,6 +298,7 @@ async function joined(frame) {
   if (frame.lobby) {
     showLobby(frame.lobby);
   }
+  showRecording(frame.recording);
   applyCallState();
   render();
   if (state.microphone || state.camera) {
@@ -682,6 +687,10 @@ function renderControls() {
     lock.textContent = state.callState.are_microphones_locked ? t("lock_off") : t("lock_on");
     byId("safe-lesson").textContent = state.callState.is_safe_lesson ? t("safe_off") : t("safe_on");
   }
+  const recording = byId("toggle-recording");
+  if (recording) {
+    recording.textContent = state.recording ? t("recording_stop") : t("recording_start");
+  }
   const modes = [];
   if (state.callState.is_safe_lesson) {
     modes.push(t("mode_safe"));
@@ -693,6 +702,26 @@ function renderControls() {
     modes.push(t("mode_audio_only"));
   }
   byId("call-mode").textContent = modes.join(" ");
+}
+
+// The banner everyone sees while the meeting is recorded; when it stops it
+// says so (a status region: screen readers announce both).
+function showRecording(recording) {
+  const banner = byId("call-recording");
+  const wasActive = Boolean(state.recording && state.recording.active);
+  state.recording = recording && recording.active ? recording : null;
+  if (state.recording) {
+    banner.textContent = t("recording_on");
+    banner.dataset.recording = "on";
+    banner.hidden = false;
+  } else if (wasActive) {
+    banner.textContent = t("recording_stopped");
+    banner.dataset.recording = "off";
+    banner.hidden = false;
+  } else {
+    banner.hidden = true;
+  }
+  renderControls();
 }
 
 function applyCallState() {
@@ -922,6 +951,14 @@ if (call) {
     byId("safe-lesson").addEventListener("click", () =>
       request({ type: "safe_lesson", enabled: !state.callState.is_safe_lesson }),
     );
+    if (byId("toggle-recording")) {
+      byId("toggle-recording").addEventListener("click", async () => {
+        const answer = await request({ type: "recording", active: !state.recording });
+        if (answer.type === "ack" && answer.recording && answer.recording.active) {
+          showRecording(answer.recording);
+        }
+      });
+    }
     byId("end-call").addEventListener("click", () => {
       if (window.confirm(t("confirm_end"))) {
         request({ type: "end" });
