@@ -51,9 +51,7 @@ class ImportUploadForm(forms.ModelForm):
             raise forms.ValidationError([str(line) for line in error.message.splitlines()]) from error
         organisation = organisation_by_inn(inn=export.inn)
         if organisation is None or not organisation_in_scope(self.request, organisation.pk):
-            raise forms.ValidationError(
-                _("No organisation you administer has the INN %(inn)s.") % {"inn": export.inn}
-            )
+            raise forms.ValidationError(_("No organisation you administer has the INN %(inn)s.") % {"inn": export.inn})
         self.organisation = organisation
         self.content = raw.decode("utf-8")
         self.total = len(export.conversations)
@@ -147,10 +145,7 @@ class ImportRunAdmin(ScopedModelAdmin):
                     _(line["reason"]) if line.get("reason") else "—",
                     line.get("chat_id") or "—",
                     line.get("invited", 0),
-                    "; ".join(
-                        f"{item['member_id']}: {_(item['reason'])}" for item in line.get("refused", [])
-                    )
-                    or "—",
+                    "; ".join(f"{item['member_id']}: {_(item['reason'])}" for item in line.get("refused", [])) or "—",
                 )
                 for line in run.report
             ),

@@ -6,9 +6,10 @@ reported, each naming the conversation (its peer_id) and the field."""
 
 import dataclasses
 import json
-from typing import Any
+from typing import Any, cast
 
 from django.utils.translation import gettext as _
+from typing_extensions import TypeIs
 
 from accounts.services import phone_normalise
 from common.errors import ApplicationError
@@ -108,7 +109,7 @@ class _Problems:
             raise ExportInvalid(self.items)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeIs[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -122,7 +123,9 @@ def export_parse(raw: bytes | str) -> Export:
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as error:
-        raise ExportInvalid([(None, "file", _("not UTF-8 text (byte %(position)d)") % {"position": error.start})])
+        raise ExportInvalid(
+            [(None, "file", _("not UTF-8 text (byte %(position)d)") % {"position": error.start})]
+        ) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
@@ -135,7 +138,7 @@ def export_parse(raw: bytes | str) -> Export:
                     % {"error": error.msg, "line": error.lineno, "column": error.colno},
                 )
             ]
-        )
+        ) from None
     problems = _Problems()
     if not isinstance(data, dict):
         problems.add(None, "file", _("must be a JSON object"))
@@ -181,9 +184,7 @@ def _profiles_parse(raw: Any, problems: _Problems) -> dict[int, Profile]:
             names[name_field] = " ".join(value.split())[:80]
         role = item.get("role")
         if role not in PROFILE_ROLES:
-            problems.add(
-                None, field + ".role", _("must be one of: %(roles)s") % {"roles": ", ".join(PROFILE_ROLES)}
-            )
+            problems.add(None, field + ".role", _("must be one of: %(roles)s") % {"roles": ", ".join(PROFILE_ROLES)})
             continue
         confirmed = item.get("confirmed", False)
         if not isinstance(confirmed, bool):
@@ -275,7 +276,7 @@ def _conversation_parse(
     return Conversation(
         peer_id=peer_id,
         title=" ".join(str(title).split())[:200],
-        owner_id=int(owner_id),
+        owner_id=cast(int, owner_id),
         admin_ids=[int(admin_id) for admin_id in admin_ids],
         members=members,
         messages=messages,
@@ -307,13 +308,11 @@ def _members_parse(peer_id: int, raw: Any, profiles: dict[int, Profile], problem
             problems.add(peer_id, field + ".join_date", _("must be a date in Unix seconds"))
         # A member listed twice is one member: old exports repeat people
         # who left and came back.
-        members.setdefault(member_id, Member(member_id=member_id, **flags))
+        members.setdefault(cast(int, member_id), Member(member_id=cast(int, member_id), **flags))
     return list(members.values())
 
 
-def _messages_parse(
-    peer_id: int, raw: Any, profiles: dict[int, Profile], problems: _Problems
-) -> list[LegacyMessage]:
+def _messages_parse(peer_id: int, raw: Any, profiles: dict[int, Profile], problems: _Problems) -> list[LegacyMessage]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -339,5 +338,7 @@ def _messages_parse(
         if not _known(peer_id, field + ".from_id", item.get("from_id"), profiles, problems):
             ok = False
         if ok:
-            messages.append(LegacyMessage(id=message_id, date=date, from_id=item["from_id"], text=text))
+            messages.append(
+                LegacyMessage(id=cast(int, message_id), date=cast(int, date), from_id=item["from_id"], text=text)
+            )
     return messages

@@ -34,8 +34,8 @@ def message_send(*, peer_id: int, message: str, random_id: int) -> Answer:
     connection and error codes 6, 9, 10 are temporary; other errors (and a
     missing LEGACY_API_URL) permanent."""
     base = settings.LEGACY_API_URL.rstrip("/")
-    if not base:
-        return Answer(error="LEGACY_API_URL is not set", is_temporary=False)
+    if not base.startswith(("http://", "https://")):
+        return Answer(error="LEGACY_API_URL is not set to an http(s) address", is_temporary=False)
     body = urllib.parse.urlencode(
         {
             "peer_id": str(peer_id),
@@ -45,7 +45,7 @@ def message_send(*, peer_id: int, message: str, random_id: int) -> Answer:
             "v": API_VERSION,
         }
     ).encode()
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
         base + "/method/messages.send",
         data=body,
         method="POST",
@@ -57,7 +57,7 @@ def message_send(*, peer_id: int, message: str, random_id: int) -> Answer:
             raw = response.read(1_000_000)
     except urllib.error.HTTPError as error:
         return Answer(error=f"HTTP {error.code}", is_temporary=error.code >= 500)
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return Answer(error="timeout", is_temporary=True)
     except (urllib.error.URLError, ConnectionError, OSError) as error:
         reason = getattr(error, "reason", error)
@@ -70,10 +70,10 @@ def message_send(*, peer_id: int, message: str, random_id: int) -> Answer:
         return Answer(error="not JSON", is_temporary=True)
     if isinstance(data, dict) and isinstance(data.get("response"), int) and not isinstance(data["response"], bool):
         return Answer(message_id=data["response"])
-    error = data.get("error") if isinstance(data, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("error_code"), int):
-        code = error["error_code"]
+    failure = data.get("error") if isinstance(data, dict) else None
+    if isinstance(failure, dict) and isinstance(failure.get("error_code"), int):
+        code = failure["error_code"]
         return Answer(
-            error_code=code, error=str(error.get("error_msg", ""))[:400], is_temporary=code in TEMPORARY_ERROR_CODES
+            error_code=code, error=str(failure.get("error_msg", ""))[:400], is_temporary=code in TEMPORARY_ERROR_CODES
         )
     return Answer(error="unexpected answer", is_temporary=True)

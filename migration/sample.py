@@ -156,10 +156,7 @@ def sample_accounts_create(*, export: dict[str, Any], organisation: Organisation
     created = User.objects.bulk_create([user for user, _role in users], batch_size=500)
     by_phone = dict(User.objects.filter(phone__in=[str(user.phone) for user in created]).values_list("phone", "pk"))
     Membership.objects.bulk_create(
-        [
-            Membership(user_id=by_phone[str(user.phone)], organisation=organisation, role=role)
-            for user, role in users
-        ],
+        [Membership(user_id=by_phone[str(user.phone)], organisation=organisation, role=role) for user, role in users],
         batch_size=500,
     )
     return len(created)

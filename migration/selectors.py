@@ -17,7 +17,7 @@ def migration_counts(*, organisation_ids: Iterable[int]) -> dict[int, tuple[int,
     seen in a dry run uploaded in admin and not migrated yet); organisations
     with none map to (0, 0)."""
     ids = list(dict.fromkeys(int(pk) for pk in organisation_ids))
-    counts = {pk: (0, 0) for pk in ids}
+    counts = dict.fromkeys(ids, (0, 0))
     if not ids:
         return counts
     rows = (

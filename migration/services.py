@@ -45,7 +45,7 @@ from common.services import audit_record
 from migration.export import STAFF_PROFILE_ROLES, Conversation, Export, ExportInvalid, Profile
 from migration.models import Invitation, LegacyChat, LegacyNotice, NoticeStatus
 from migration.selectors import invitation_by_token_hash, organisation_by_inn
-from organisations.models import Membership, Organisation, Role
+from organisations.models import Membership, Organisation
 from organisations.selectors import SCHOOL_STAFF_ROLES, contact_is_allowed, contacts_filter, current_academic_year
 
 logger = logging.getLogger(__name__)
@@ -250,9 +250,7 @@ def export_import(
     """
     found = organisation_by_inn(inn=export.inn)
     if found is None or (organisation is not None and found.pk != organisation.pk):
-        raise ExportInvalid(
-            [(None, "organisation.inn", _("no organisation with INN %(inn)s") % {"inn": export.inn})]
-        )
+        raise ExportInvalid([(None, "organisation.inn", _("no organisation with INN %(inn)s") % {"inn": export.inn})])
     organisation = found
     people = _People(export=export, organisation=organisation)
     bounds = academic_year_bounds(organisation=organisation)

@@ -39,16 +39,25 @@ def profile(profile_id: int, *, phone: str | None, role: str = "parent", confirm
 
 
 def conversation(
-    peer_id: int, *, owner_id: int, member_ids: list[int], admin_ids: list[int] | None = None,
-    messages: list[dict] | None = None, title: str = "7Б — родители",
+    peer_id: int,
+    *,
+    owner_id: int,
+    member_ids: list[int],
+    admin_ids: list[int] | None = None,
+    messages: list[dict] | None = None,
+    title: str = "7Б — родители",
 ) -> dict:
     admin_ids = [owner_id] if admin_ids is None else admin_ids
     item: dict[str, Any] = {
         "peer_id": peer_id,
         "chat_settings": {"title": title, "owner_id": owner_id, "admin_ids": admin_ids},
         "members": [
-            {"member_id": member_id, "is_owner": member_id == owner_id, "is_admin": member_id in admin_ids,
-             "join_date": this_year_date(1)}
+            {
+                "member_id": member_id,
+                "is_owner": member_id == owner_id,
+                "is_admin": member_id in admin_ids,
+                "join_date": this_year_date(1),
+            }
             for member_id in [owner_id, *member_ids]
         ],
     }
@@ -58,8 +67,12 @@ def conversation(
 
 
 def message(message_id: int, *, from_id: int, text: str, date: int | None = None) -> dict:
-    return {"id": message_id, "date": date if date is not None else this_year_date() + message_id,
-            "from_id": from_id, "text": text}
+    return {
+        "id": message_id,
+        "date": date if date is not None else this_year_date() + message_id,
+        "from_id": from_id,
+        "text": text,
+    }
 
 
 def export(*, organisation: Organisation, profiles: list[dict], conversations: list[dict]) -> dict:
@@ -87,8 +100,14 @@ class School:
 
     def profiles(self) -> list[dict]:
         return [
-            profile(101, phone=str(self.teacher.phone), role="teacher", confirmed=True, first_name="Мария",
-                    last_name="Иванова"),
+            profile(
+                101,
+                phone=str(self.teacher.phone),
+                role="teacher",
+                confirmed=True,
+                first_name="Мария",
+                last_name="Иванова",
+            ),
             profile(102, phone=str(self.parent.phone), role="parent"),
             profile(103, phone=self.new_parent_phone, role="parent", first_name="Ольга", last_name="Смирнова"),
         ]
@@ -113,4 +132,4 @@ def user_by_phone(phone: str) -> User | None:
     return User.objects.filter(phone=phone).first()
 
 
-__all__ = ["make_user", "make_member", "make_organisation"]
+__all__ = ["make_member", "make_organisation", "make_user"]

@@ -55,9 +55,7 @@ def legacy_api_server() -> Iterator[LegacyApi]:
                 self._send(200, b"<html>maintenance</html>")
                 return
             body = (
-                {"response": value}
-                if kind == "ok"
-                else {"error": {"error_code": value, "error_msg": f"error {value}"}}
+                {"response": value} if kind == "ok" else {"error": {"error_code": value, "error_msg": f"error {value}"}}
             )
             self._send(200, json.dumps(body).encode())
 

@@ -25,7 +25,9 @@ def school(db, monkeypatch) -> School:
 
 
 def _upload(client, data: str, *, dry_run: bool):
-    form = {"export_file": SimpleUploadedFile("export.json", data.encode(), content_type="application/json")}
+    form: dict[str, object] = {
+        "export_file": SimpleUploadedFile("export.json", data.encode(), content_type="application/json")
+    }
     if dry_run:
         form["is_dry_run"] = "on"
     return client.post(ADD_URL, form)
@@ -138,9 +140,7 @@ def test_failed_notices_are_shown_and_sent_again_on_request(
     queued: list[int] = []
     monkeypatch.setattr(tasks.legacy_notice_send, "delay", queued.append)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(
-            "/admin/migration/legacynotice/", {"action": "send_again", "_selected_action": [str(notice.pk)]}
-        )
+        client.post("/admin/migration/legacynotice/", {"action": "send_again", "_selected_action": [str(notice.pk)]})
     notice.refresh_from_db()
     assert notice.status == NoticeStatus.PENDING
     assert queued == [notice.legacy_chat_id]

@@ -163,7 +163,7 @@ def test_the_command_refuses_an_export_of_an_unknown_organisation(db, tmp_path):
     path = tmp_path / "export.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     before = _state()
-    with pytest.raises(CommandError, match="organisation.inn: no organisation with INN 7700000000"):
+    with pytest.raises(CommandError, match=r"organisation\.inn: no organisation with INN 7700000000"):
         call_command("import_legacy_chats", str(path), "--no-progress")
     assert _state() == before
 

@@ -138,10 +138,24 @@ def test_running_the_import_again_changes_nothing(db, no_follow_ups, django_capt
         second = _import(data)
     assert _state() == before
     assert second == [
-        {"peer_id": 2000000001, "status": "unchanged", "reason": None, "chat_id": first[0]["chat_id"],
-         "members": 0, "invited": 0, "refused": []},
-        {"peer_id": 2000000002, "status": "skipped", "reason": "no message in the current academic year",
-         "chat_id": None, "members": 0, "invited": 0, "refused": []},
+        {
+            "peer_id": 2000000001,
+            "status": "unchanged",
+            "reason": None,
+            "chat_id": first[0]["chat_id"],
+            "members": 0,
+            "invited": 0,
+            "refused": [],
+        },
+        {
+            "peer_id": 2000000002,
+            "status": "skipped",
+            "reason": "no message in the current academic year",
+            "chat_id": None,
+            "members": 0,
+            "invited": 0,
+            "refused": [],
+        },
     ]
     assert len(no_follow_ups) == 1
 
@@ -187,9 +201,7 @@ def test_inactive_and_empty_conversations_are_skipped_with_the_reason(db, no_fol
     assert _state() == before
 
 
-def test_members_of_other_organisations_and_children_who_are_not_contacts_are_refused_never_added(
-    db, no_follow_ups
-):
+def test_members_of_other_organisations_and_children_who_are_not_contacts_are_refused_never_added(db, no_follow_ups):
     school = School()
     elsewhere = make_organisation()
     stranger = make_member(organisation=elsewhere, role=Role.PARENT)
@@ -236,10 +248,24 @@ def test_a_dry_run_reports_the_same_and_changes_nothing(db, no_follow_ups, tmp_p
     real = json.loads((tmp_path / "real.json").read_text(encoding="utf-8"))
     chat = Chat.objects.get()
     assert real == [
-        {"peer_id": 2000000001, "status": "migrated", "reason": None, "chat_id": chat.pk, "members": 2,
-         "invited": 1, "refused": []},
-        {"peer_id": 2000000002, "status": "skipped", "reason": "no message in the current academic year",
-         "chat_id": None, "members": 0, "invited": 0, "refused": []},
+        {
+            "peer_id": 2000000001,
+            "status": "migrated",
+            "reason": None,
+            "chat_id": chat.pk,
+            "members": 2,
+            "invited": 1,
+            "refused": [],
+        },
+        {
+            "peer_id": 2000000002,
+            "status": "skipped",
+            "reason": "no message in the current academic year",
+            "chat_id": None,
+            "members": 0,
+            "invited": 0,
+            "refused": [],
+        },
     ]
 
 

@@ -55,9 +55,7 @@ def test_following_the_link_signed_out_asks_to_sign_in_first(migrated, sms_outbo
     assert response["Location"].startswith(reverse("accounts:login"))
 
 
-def test_signing_in_with_the_invited_number_and_following_the_link_joins_the_chat_once(
-    migrated, sms_outbox, client
-):
+def test_signing_in_with_the_invited_number_and_following_the_link_joins_the_chat_once(migrated, sms_outbox, client):
     link = _link(sms_outbox)
     person = make_user(phone=migrated.new_parent_phone)
     client.force_login(person)

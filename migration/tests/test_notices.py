@@ -31,7 +31,7 @@ def no_sms(monkeypatch):
 def _migrate(school: School, capture, *conversations: dict) -> LegacyChat:
     with capture(execute=True):
         export_import(export=export_parse(dumps(school.export(*conversations))))
-    return LegacyChat.objects.order_by("pk").last()
+    return LegacyChat.objects.order_by("pk").last()  # type: ignore[return-value]
 
 
 def test_the_notice_is_posted_once_with_the_fields_of_the_old_api(

@@ -3,9 +3,7 @@ from migration.selectors import migration_counts
 from organisations.tests.factories import make_organisation
 
 
-def test_migration_counts_maps_each_organisation_to_migrated_and_eligible_in_one_query(
-    db, django_assert_num_queries
-):
+def test_migration_counts_maps_each_organisation_to_migrated_and_eligible_in_one_query(db, django_assert_num_queries):
     school, other, empty = make_organisation(), make_organisation(), make_organisation()
     from chats.models import Chat, ChatKind
 
