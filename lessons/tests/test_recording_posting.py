@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from chats.models import Attachment, Chat, ChatKind, Message
 from chats.services.sync import chats_sync
@@ -168,3 +168,47 @@ def test_a_consultations_recording_goes_to_the_calls_own_chat_for_its_people_onl
     assert download(world.parents[1], url) == (404, b"")
     status, _body = download(None, url)
     assert status == 302
+
+
+def test_the_lobby_page_says_when_the_meeting_is_being_recorded(media_root):
+    world = make_lesson_world(students=1)
+    meeting = make_meeting(world=world, starts_at=in_minutes(-5), is_recording_enabled=True, lobby_for_everyone=True)
+    client = Client()
+    client.force_login(world.student)
+    client.post(f"/lessons/{meeting.pk}/join/")
+
+    before = client.get(f"/lessons/{meeting.pk}/join/").content.decode()
+    recording_of(meeting, media_root)
+    during = client.get(f"/lessons/{meeting.pk}/join/").content.decode()
+
+    assert 'data-status="waiting"' in during
+    assert 'id="lobby-recording"' not in before
+    # "Идёт запись" once the Russian catalogue has the msgid.
+    with translation.override("ru"):
+        text = translation.gettext("Recording is on")
+    assert f'<p id="lobby-recording" class="call-recording notice" role="status">{text}</p>' in during
+
+
+def test_the_call_page_has_the_recording_banner_and_only_the_host_the_button(media_root):
+    world = make_lesson_world(students=1)
+    allowed = make_meeting(world=world, starts_at=in_minutes(-5), is_recording_enabled=True)
+    not_allowed = make_meeting(world=world, starts_at=in_minutes(-5), title="Без записи")
+
+    pages = {}
+    for name, user, meeting in (
+        ("host", world.teacher, allowed),
+        ("student", world.student, allowed),
+        ("host_not_allowed", world.teacher, not_allowed),
+    ):
+        client = Client()
+        client.force_login(user)
+        client.post(f"/lessons/{meeting.pk}/join/")
+        pages[name] = client.get(f"/lessons/{meeting.pk}/join/").content.decode()
+
+    banner = '<p id="call-recording" class="call-recording notice" role="status" aria-live="polite" hidden></p>'
+    assert all(banner in page for page in pages.values())
+    assert '<button type="button" id="toggle-recording"></button>' in pages["host"]
+    assert 'id="toggle-recording"' not in pages["student"]
+    assert 'id="toggle-recording"' not in pages["host_not_allowed"]
+    assert 'data-recording-allowed="true"' in pages["student"]
+    assert 'data-recording-allowed="false"' in pages["host_not_allowed"]
