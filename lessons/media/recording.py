@@ -211,6 +211,10 @@ class Recorder:
             try:
                 if self._container is None:
                     self._open(DEFAULT_VIDEO_SIZE)
+                if not self.audio_blocks:
+                    # Stopped at once: a file with a header and a moment of
+                    # silence rather than no file at all.
+                    self._audio_write(bytes(BLOCK_BYTES))
                 for packet in self._audio_stream.encode(None):
                     self._container.mux(packet)
             finally:

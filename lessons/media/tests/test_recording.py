@@ -29,8 +29,8 @@ def webm_contents(path: Path) -> dict:
     """What a player finds in the file: its streams and decoded frames."""
     with av.open(str(path)) as container:
         streams = [(stream.type, stream.codec_context.name) for stream in container.streams]
-        first_video = next(packet for packet in container.demux(video=0) if packet.size)
-        first_is_keyframe = first_video.is_keyframe
+        first_video = next((packet for packet in container.demux(video=0) if packet.size), None)
+        first_is_keyframe = first_video.is_keyframe if first_video is not None else None
     with av.open(str(path)) as container:
         video_frames = sum(1 for _frame in container.decode(video=0))
     with av.open(str(path)) as container:
@@ -144,3 +144,72 @@ async def test_bad_recording_commands_are_refused_and_write_nothing(worker, link
     assert missing["code"] == "room-not-found"
     assert worker.rooms["lesson-x"].recorder is None
     assert not (tmp_path / "recordings").exists()
+
+
+class _FakeSource:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.is_closed = False
+        self.is_forwarding = True
+        self.listeners: dict = {}
+        self.keyframes_asked = 0
+
+    def recent_frames(self):
+        return None
+
+    def keyframe_request(self) -> None:
+        self.keyframes_asked += 1
+
+
+def _published(source_id: str, kind: str, mid: str):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(source_id=source_id, kind=kind, mid=mid, is_active=True, source=_FakeSource(kind))
+
+
+async def test_the_recorder_takes_the_hosts_screen_while_shared_and_asks_for_a_keyframe(tmp_path):
+    from types import SimpleNamespace
+
+    from lessons.media.recording import Recorder
+
+    camera = _published("teacher.0", "video", "0")
+    microphone = _published("teacher.1", "audio", "1")
+    screen = _published("teacher.2", "video", "2")
+    pupil_camera = _published("pupil.0", "video", "0")
+    teacher = SimpleNamespace(published={item.source_id: item for item in (camera, microphone, screen)})
+    pupil = SimpleNamespace(published={"pupil.0": pupil_camera})
+    room = SimpleNamespace(peers={"teacher": teacher, "pupil": pupil})
+    recorder = Recorder(
+        room=room,
+        recording_id="r",
+        path=tmp_path / "recordings" / "r.webm",
+        relative_path="recordings/r.webm",
+        video_peer="teacher",
+        screen_mid=None,
+    )
+    recorder.start()
+    try:
+        # No screen named: the camera (the first video track), never the pupil's.
+        assert recorder.video_source is camera.source
+        assert camera.source.keyframes_asked == 1
+        assert recorder in microphone.source.listeners
+        assert recorder not in pupil_camera.source.listeners
+
+        recorder.video_set(video_peer="teacher", screen_mid="2")
+        assert recorder.video_source is screen.source
+        assert screen.source.keyframes_asked == 1
+        assert recorder not in camera.source.listeners
+
+        # Sharing stops (its track is unpublished): back to the camera.
+        del teacher.published["teacher.2"]
+        recorder.video_set(video_peer="teacher", screen_mid=None)
+        assert recorder.video_source is camera.source
+        assert camera.source.keyframes_asked == 2
+    finally:
+        report = recorder.finish()
+    assert report["recording"] == "r"
+    assert not camera.source.listeners and not microphone.source.listeners
+    # Stopped before any frame came: still a file a player opens.
+    contents = webm_contents(tmp_path / "recordings" / "r.webm")
+    assert contents["streams"] == [("video", "vp8"), ("audio", "opus")]
+    assert (contents["video_frames"], contents["starts_with_keyframe"]) == (0, None)
