@@ -63,9 +63,12 @@ def activity_record(*, user_id: int, kind: str, day: datetime.date | None = None
     event of the day reach the database; if the cache is down the insert is
     tried anyway (it ignores a row that exists). Never raises."""
     day = day or activity_day()
+    if _seen_before(kind, user_id, day):
+        return False
     key = "adoption:day:" + kind + ":" + str(user_id) + ":" + day.isoformat()
     try:
         if not cache.add(key, 1, DAY_GATE_SECONDS):
+            _remember(kind, user_id, day)
             return False
     except Exception as error:
         logger.warning("Activity gate unavailable, writing through: %s", type(error).__name__)
@@ -81,7 +84,35 @@ def activity_record(*, user_id: int, kind: str, day: datetime.date | None = None
     except Exception as error:
         logger.warning("Could not record an activity day: %s", type(error).__name__)
         return False
+    _remember(kind, user_id, day)
     return True
+
+
+# A memo of this process: who already counted today, so that their further
+# events cost no Redis round trip. Only a shortcut: Redis and the unique
+# row decide, and the memo is forgotten when the day changes or it grows.
+_SEEN_LIMIT = 200_000
+_seen: set[tuple[str, int]] = set()
+_seen_day: list[datetime.date] = []
+
+
+def _seen_before(kind: str, user_id: int, day: datetime.date) -> bool:
+    return bool(_seen_day) and _seen_day[0] == day and (kind, user_id) in _seen
+
+
+def _remember(kind: str, user_id: int, day: datetime.date) -> None:
+    if not _seen_day or _seen_day[0] != day or len(_seen) >= _SEEN_LIMIT:
+        if _seen_day and _seen_day[0] > day:
+            return  # an event of an earlier day: not worth remembering
+        _seen.clear()
+        _seen_day[:] = [day]
+    _seen.add((kind, user_id))
+
+
+def activity_memo_forget() -> None:
+    """Forget this process's memo (tests: ids are reused between them)."""
+    _seen.clear()
+    _seen_day.clear()
 
 
 def write_fingerprint(body: str) -> str | None:
@@ -100,6 +131,8 @@ def message_written(*, user_id: int, body: str, moment: datetime.datetime | None
     if fingerprint is None:
         return False
     day = activity_day(moment)
+    if _seen_before(ActivityKind.WRITE, user_id, day):
+        return False
     key = "adoption:last-write:" + str(user_id)
     try:
         previous = cache.get(key)
@@ -107,7 +140,10 @@ def message_written(*, user_id: int, body: str, moment: datetime.datetime | None
         previous = None
     if isinstance(previous, str):
         previous_day, _separator, previous_fingerprint = previous.partition("|")
-        if previous_day == day.isoformat() or previous_fingerprint == fingerprint:
+        if previous_day == day.isoformat():
+            _remember(ActivityKind.WRITE, user_id, day)
+            return False
+        if previous_fingerprint == fingerprint:
             return False
     counted = activity_record(user_id=user_id, kind=ActivityKind.WRITE, day=day)
     try:
