@@ -130,7 +130,7 @@ class CallbackQuerySerializer(serializers.Serializer):
     id = serializers.CharField(help_text="Pass it to answerCallbackQuery.")
     from_ = PersonSerializer()
     message = MessageSerializer(help_text="The bot's message whose button was pressed.")
-    data = serializers.CharField(help_text="The button's callback_data.")
+    data = serializers.CharField(help_text="The button's callback_data.")  # type: ignore[assignment]
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()

@@ -42,15 +42,18 @@ class Client:
     Authorization header (never in the URL)."""
 
     def __init__(self, base_url: str, token: str) -> None:
+        if not base_url.startswith(("https://", "http://")):
+            raise ValueError("The portal's URL must start with https:// or http://")
         self.base_url = base_url.rstrip("/") + "/api/v1/bot/"
         self.token = token
 
     def call(self, method: str, body: dict[str, Any] | None = None, *, timeout: float = 35) -> Any:
         headers = {"Authorization": "Bot " + self.token, "Content-Type": "application/json"}
         data = None if method == "getMe" else json.dumps(body or {}).encode()
-        request = urllib.request.Request(self.base_url + method + "/", data=data, headers=headers)
+        # The scheme was checked in __init__ (http or https only).
+        request = urllib.request.Request(self.base_url + method + "/", data=data, headers=headers)  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             try:
@@ -79,7 +82,8 @@ def handle(client: Client, update: dict[str, Any]) -> None:
         client.call("sendMessage", {"chat_id": chat_id, "text": GREETING, "buttons": [[BUTTON]]})
     elif message.get("command") is None:
         client.call(
-            "sendMessage", {"chat_id": chat_id, "text": "Вы написали: " + message["text"], "reply_to_seq": message["seq"]}
+            "sendMessage",
+            {"chat_id": chat_id, "text": "Вы написали: " + message["text"], "reply_to_seq": message["seq"]},
         )
 
 
@@ -132,7 +136,7 @@ def run_webhook(client: Client, *, public_url: str, listen: str, secret: str) ->
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), Handler)
+    server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
     client.call("setWebhook", {"url": public_url, "secret": secret})
     print("webhook at " + public_url, flush=True)
     server.serve_forever()
@@ -143,7 +147,7 @@ def main() -> None:
     parser.add_argument("--url", required=True, help="the portal, e.g. https://parta.example.org")
     parser.add_argument("--token", default=os.environ.get("PARTA_BOT_TOKEN"), help="or PARTA_BOT_TOKEN")
     parser.add_argument("--webhook", help="the public URL of this bot's webhook (webhook mode)")
-    parser.add_argument("--listen", default="0.0.0.0:8443", help="host:port to listen on in webhook mode")
+    parser.add_argument("--listen", default="127.0.0.1:8443", help="host:port to listen on (0.0.0.0:8443 for all)")
     parser.add_argument("--secret", help="the webhook secret (16-128 of A-Z a-z 0-9 _ -)")
     arguments = parser.parse_args()
     if not arguments.token:

@@ -102,7 +102,7 @@ def test_a_persons_api_token_does_not_open_the_bot_api_and_a_bot_token_not_the_p
 
 
 def test_another_organisations_bot_cannot_write_to_a_chat_it_is_not_in(started):
-    world, _bot, _token, chat = started
+    _world, _bot, _token, chat = started
     _other, other_token = make_bot_with_token(organisation=make_organisation())
 
     response = call(bot_client(other_token), "sendMessage", {"chat_id": chat.pk, "text": "Здравствуйте!"})
@@ -226,7 +226,7 @@ def test_a_long_poll_with_nothing_to_wait_for_answers_an_empty_list(started):
 
 
 def test_send_message_with_buttons(started):
-    world, bot, token, chat = started
+    _world, bot, token, chat = started
     buttons = [[{"text": "Расписание", "callback_data": "timetable"}], [{"text": "Оценки", "callback_data": "marks"}]]
 
     response = call(bot_client(token), "sendMessage", {"chat_id": chat.pk, "text": "Чем помочь?", "buttons": buttons})
@@ -292,7 +292,7 @@ def test_the_bot_api_has_a_budget_per_bot(started, settings):
     settings.BOT_API_RATE = "2/minute"
     _world, _bot, token, _chat = started
     client = bot_client(token)
-    other, other_token = make_bot_with_token()
+    _other, other_token = make_bot_with_token()
 
     assert [call(client, "getMe").status_code for _ in range(3)] == [200, 200, 429]
     assert call(bot_client(other_token), "getMe").status_code == 200
@@ -312,7 +312,7 @@ def test_a_bot_cannot_write_after_the_person_left(started):
 
 
 def test_edit_message_text_and_buttons(started):
-    _world, bot, token, chat = started
+    _world, _bot, token, chat = started
     client = bot_client(token)
     sent = call(
         client,
@@ -321,7 +321,9 @@ def test_edit_message_text_and_buttons(started):
     ).json()
 
     response = call(
-        client, "editMessageText", {"chat_id": chat.pk, "seq": sent["seq"], "text": "Голосование закрыто", "buttons": []}
+        client,
+        "editMessageText",
+        {"chat_id": chat.pk, "seq": sent["seq"], "text": "Голосование закрыто", "buttons": []},
     )
 
     assert response.status_code == 200
@@ -333,7 +335,7 @@ def test_edit_message_text_and_buttons(started):
 
 
 def test_a_bot_edits_only_its_own_messages(started):
-    world, bot, token, chat = started
+    _world, _bot, token, chat = started
 
     response = call(bot_client(token), "editMessageText", {"chat_id": chat.pk, "seq": 1, "text": "/stop"})
 
@@ -382,11 +384,15 @@ def test_answering_a_button_press(started, django_capture_on_commit_callbacks):
     [press] = call(client, "getUpdates", {"offset": 2}).json()
 
     assert press["callback_query"]["data"] == "y"
-    response = call(client, "answerCallbackQuery", {"callback_query_id": press["callback_query"]["id"], "text": "Принято"})
+    response = call(
+        client, "answerCallbackQuery", {"callback_query_id": press["callback_query"]["id"], "text": "Принято"}
+    )
     assert response.status_code == 200
     assert Update.objects.get(bot=bot, update_id=press["update_id"]).answered_at is not None
     assert call(client, "answerCallbackQuery", {"callback_query_id": "nope"}).status_code == 404
-    too_long = call(client, "answerCallbackQuery", {"callback_query_id": press["callback_query"]["id"], "text": "я" * 201})
+    too_long = call(
+        client, "answerCallbackQuery", {"callback_query_id": press["callback_query"]["id"], "text": "я" * 201}
+    )
     assert too_long.status_code == 400
     assert too_long.json()["field"] == "text"
 

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ EXAMPLE = ROOT / "examples" / "echo_bot.py"
 SECRET = "example-webhook-secret-42"
 
 
-def wait_for(condition: Callable[[], object], what: str, *, deadline_seconds: float = 60) -> object:
+def wait_for(condition: Callable[[], Any], what: str, *, deadline_seconds: float = 60) -> Any:
     """Poll until `condition()` is truthy (end-to-end: other processes are at work)."""
     deadline = time.monotonic() + deadline_seconds
     while time.monotonic() < deadline:
@@ -117,14 +118,35 @@ def test_the_example_bot_by_webhook(live_daphne, processes):
     }
     processes(
         "celery",
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool=solo", "--without-heartbeat"]
-        + ["--without-gossip", "--without-mingle", "--loglevel=INFO"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--pool=solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=INFO",
+        ],
         environment,
     )
     process = processes(
         "echo-bot",
-        [sys.executable, str(EXAMPLE), "--url", live_daphne.url, "--webhook", hook]
-        + ["--listen", f"127.0.0.1:{port}", "--secret", SECRET],
+        [
+            sys.executable,
+            str(EXAMPLE),
+            "--url",
+            live_daphne.url,
+            "--webhook",
+            hook,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--secret",
+            SECRET,
+        ],
         {"PARTA_BOT_TOKEN": token},
     )
     wait_for(lambda: Bot.objects.get(pk=bot.pk).webhook_url == hook, "setWebhook: " + process.output())

@@ -231,9 +231,7 @@ def test_in_a_group_chat_a_bot_gets_commands_only_and_never_its_own_or_system_me
         send(member, chat, "/poll Пойдём в музей?")
         services.bot_message_send(bot=bot, chat_id=chat.pk, text="/start сам себе")
 
-    assert [(kind, payload["text"]) for _id, kind, payload in updates_of(bot)] == [
-        ("command", "/poll Пойдём в музей?")
-    ]
+    assert [(kind, payload["text"]) for _id, kind, payload in updates_of(bot)] == [("command", "/poll Пойдём в музей?")]
 
 
 def test_a_bot_is_told_nothing_of_chats_it_is_not_in(django_capture_on_commit_callbacks):

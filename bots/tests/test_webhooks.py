@@ -77,7 +77,7 @@ def hooked(receiver, eager_celery, django_capture_on_commit_callbacks):
 
 
 def test_an_update_is_posted_signed_to_the_webhook(hooked, receiver):
-    world, bot, chat = hooked
+    _world, bot, chat = hooked
 
     [(headers, body)] = receiver.requests
     expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
@@ -98,7 +98,7 @@ def test_a_webhook_that_is_down_is_retried_with_backoff_then_parked_and_nothing_
 ):
     settings.BOT_WEBHOOK_MAX_ATTEMPTS = 3
     settings.BOT_WEBHOOK_RETRY_BASE_SECONDS = 10
-    world, bot, chat = hooked
+    world, _bot, chat = hooked
     receiver.status = 503
     receiver.requests.clear()
     with django_capture_on_commit_callbacks(execute=True):
@@ -143,7 +143,7 @@ def test_a_webhook_that_is_down_is_retried_with_backoff_then_parked_and_nothing_
 
 def test_parked_deliveries_are_listed_in_admin(hooked, receiver, settings, django_capture_on_commit_callbacks):
     settings.BOT_WEBHOOK_MAX_ATTEMPTS = 1
-    world, bot, chat = hooked
+    world, _bot, chat = hooked
     receiver.status = 500
     with django_capture_on_commit_callbacks(execute=True):
         send(world.parent, chat, "Вопрос")
