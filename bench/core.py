@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_DIR = ROOT / "var" / "bench"
+# BENCH_DIR moves the run's files (databases, sockets, logs, results.json)
+# elsewhere, so that two runs on one machine do not share them.
+BENCH_DIR = Path(os.environ.get("BENCH_DIR") or ROOT / "var" / "bench")
 
 
 @dataclasses.dataclass
