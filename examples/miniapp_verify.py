@@ -102,7 +102,7 @@ def serve(port: int, *, secret: str, max_age: int) -> None:
     nonces = NonceMemory(max_age)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server name
+        def do_GET(self) -> None:
             query = urlsplit(self.path).query
             try:
                 params = verify(query, secret=secret, max_age=max_age)
@@ -125,11 +125,11 @@ def serve(port: int, *, secret: str, max_age: int) -> None:
             self.end_headers()
             self.wfile.write(page)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             sys.stderr.write("miniapp: " + (format % args) + "\n")
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    print("serving on http://127.0.0.1:%d/" % server.server_address[1], flush=True)
+    print(f"serving on http://127.0.0.1:{server.server_address[1]}/", flush=True)
     server.serve_forever()
 
 

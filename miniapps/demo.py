@@ -86,10 +86,10 @@ HOMEWORK = [
 ]
 
 # subject, days ago, mark per student in order, comment of the first
-MARKS = [
+MARKS: list[tuple[str, int, list[str], str]] = [
     ("Математика", 1, ["5", "4", "4", "3"], "Контрольная работа"),
     ("Русский язык", 2, ["4", "5", "3", "4"], "Диктант"),
-    ("Физкультура", 3, [MarkValue.PASS, MarkValue.PASS, MarkValue.PASS, MarkValue.FAIL], ""),
+    ("Физкультура", 3, [MarkValue.PASS.value, MarkValue.PASS.value, MarkValue.PASS.value, MarkValue.FAIL.value], ""),
 ]
 
 
@@ -145,7 +145,8 @@ def seed_diary(data: DemoData) -> None:
                     group_id=group.pk,
                     student_id=student.pk,
                     subject=subject,
-                    date=today - datetime.timedelta(days=days_ago),
+                    # Not before the academic year began (early September).
+                    date=max(today - datetime.timedelta(days=days_ago), datetime.date(group.academic_year, 9, 1)),
                     value=str(value),
                     comment=comment if index == 0 else "",
                 )

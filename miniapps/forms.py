@@ -1,7 +1,7 @@
 """Forms of the diary pages: they parse what a browser sends and offer the
 class's students and teachers as choices; every rule is the services'."""
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -26,8 +26,9 @@ class TimetableForm(forms.Form):
     room = forms.CharField(label=_("Room"), max_length=40, required=False)
 
     def __init__(self, *args: Any, teachers: list[User], **kwargs: Any) -> None:
-        super().__init__(*args, prefix="timetable", **kwargs)
-        self.fields["teacher"].choices = [("", "—"), *_people(teachers)]
+        kwargs.setdefault("prefix", "timetable")
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["teacher"]).choices = [("", "—"), *_people(teachers)]
 
 
 class HomeworkForm(forms.Form):
@@ -37,7 +38,8 @@ class HomeworkForm(forms.Form):
     attachment = forms.FileField(label=_("Attachment"), required=False, help_text=_("Optional, at most 10 MB."))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, prefix="homework", **kwargs)
+        kwargs.setdefault("prefix", "homework")
+        super().__init__(*args, **kwargs)
 
 
 class MarkForm(forms.Form):
@@ -48,8 +50,9 @@ class MarkForm(forms.Form):
     comment = forms.CharField(label=_("Comment"), max_length=500, required=False)
 
     def __init__(self, *args: Any, students: list[User], **kwargs: Any) -> None:
-        super().__init__(*args, prefix="mark", **kwargs)
-        self.fields["student"].choices = _people(students)
+        kwargs.setdefault("prefix", "mark")
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["student"]).choices = _people(students)
 
 
 # Fields the services name, as the forms call them.

@@ -225,8 +225,10 @@ def group_students(*, group: StudyGroup) -> QuerySet[User]:
 
 
 def group_teachers(*, group: StudyGroup) -> QuerySet[User]:
-    return User.objects.filter(Q(studygroupteacher__group=group) | Q(homeroom_groups=group)).distinct().order_by(
-        "last_name", "first_name", "id"
+    return (
+        User.objects.filter(Q(studygroupteacher__group=group) | Q(homeroom_groups=group))
+        .distinct()
+        .order_by("last_name", "first_name", "id")
     )
 
 

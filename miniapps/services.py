@@ -135,7 +135,9 @@ def _integer(value: Any, *, field: str, low: int, high: int) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise field_error(field, _("Enter a whole number from %(low)d to %(high)d.") % {"low": low, "high": high})
+        raise field_error(
+            field, _("Enter a whole number from %(low)d to %(high)d.") % {"low": low, "high": high}
+        ) from None
     if isinstance(value, bool) or not low <= number <= high:
         raise field_error(field, _("Enter a whole number from %(low)d to %(high)d.") % {"low": low, "high": high})
     return number
@@ -262,6 +264,8 @@ def mark_create(
     day = _date(date, field="date")
     if day > timezone.localdate():
         raise field_error("date", _("A mark cannot be given for a future date."))
+    if not datetime.date(group.academic_year, 9, 1) <= day <= datetime.date(group.academic_year + 1, 8, 31):
+        raise field_error("date", _("The date must be within the class's academic year."))
     if value not in MarkValue.values:
         raise field_error("value", _("A mark is 1 to 5, pass or fail."))
     comment_text = _text(comment, field="comment", max_length=500, required=False)
@@ -360,4 +364,3 @@ def homework_reminders_send(*, now: datetime.datetime | None = None) -> int:
     if sent:
         logger.info("homework reminders: %d sent", sent)
     return sent
-

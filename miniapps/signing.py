@@ -72,9 +72,7 @@ def launch_query(params: Mapping[str, str]) -> str:
     return canonical_query(params) + "&signature=" + quote(params["signature"], safe="")
 
 
-def launch_params_verify(
-    *, query: str, secret: str, max_age_seconds: int, now: float | None = None
-) -> dict[str, str]:
+def launch_params_verify(*, query: str, secret: str, max_age_seconds: int, now: float | None = None) -> dict[str, str]:
     """The parameters of a launch query string when they are genuine and
     fresh; raises LaunchInvalid otherwise (the portal's own check, the same
     algorithm as the documented one)."""

@@ -42,7 +42,9 @@ def _user(request: HttpRequest) -> User:
 def showcase_view(request: HttpRequest) -> HttpResponse:
     showcase = selectors.showcase(user=_user(request))
     apps = [{"item": item, "icon_url": icon_url(item.app)} for item in showcase.apps]
-    return render(request, "miniapps/showcase.html", {"apps": apps, "bots": showcase.bots, "channels": showcase.channels})
+    return render(
+        request, "miniapps/showcase.html", {"apps": apps, "bots": showcase.bots, "channels": showcase.channels}
+    )
 
 
 @login_required

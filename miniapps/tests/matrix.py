@@ -35,7 +35,11 @@ MATRIX: dict[str, dict[str, tuple[set[str], dict[str, str], dict]]] = {
     # student in the class), past the permission check, nothing stored.
     "/api/v1/diary/groups/{group_id}/marks/": {
         "get": (CLASS_PEOPLE, GROUP, {}),
-        "post": (DIARY_EDITORS, GROUP, {"student_id": 999999, "subject": "Физика", "date": "2020-01-01", "value": "5"}),
+        "post": (
+            DIARY_EDITORS,
+            GROUP,
+            {"student_id": 999999, "subject": "Физика", "date": str(timezone.localdate()), "value": "5"},
+        ),
     },
     "/api/v1/diary/marks/{mark_id}/": {"delete": (DIARY_EDITORS, {"mark_id": "mark"}, {})},
     "/api/v1/diary/students/{student_id}/": {"get": (CLASS_PEOPLE, {"student_id": "student"}, {})},

@@ -58,7 +58,7 @@ def filled(world: SchoolWithClass) -> dict:
             group_id=world.group.pk,
             student_id=student.pk,
             subject="Математика",
-            date=YESTERDAY,
+            date=TODAY,
             value=value,
         )
         for student, value in zip(world.students, ["5", "3"], strict=True)
@@ -125,12 +125,19 @@ def test_a_student_or_a_parent_cannot_enter_anything_403_and_nothing_changes(who
     group = world.group.pk
 
     responses = [
-        client.post(f"/api/v1/diary/groups/{group}/marks/", {"student_id": person.pk, "subject": "Математика",
-                                                              "date": str(TODAY), "value": "5"}, format="json"),
-        client.post(f"/api/v1/diary/groups/{group}/homework/", {"subject": "Математика", "due_date": str(TOMORROW),
-                                                                 "text": "Ничего"}, format="json"),
-        client.post(f"/api/v1/diary/groups/{group}/timetable/", {"weekday": 1, "period": 2, "subject": "Пение"},
-                    format="json"),
+        client.post(
+            f"/api/v1/diary/groups/{group}/marks/",
+            {"student_id": person.pk, "subject": "Математика", "date": str(TODAY), "value": "5"},
+            format="json",
+        ),
+        client.post(
+            f"/api/v1/diary/groups/{group}/homework/",
+            {"subject": "Математика", "due_date": str(TOMORROW), "text": "Ничего"},
+            format="json",
+        ),
+        client.post(
+            f"/api/v1/diary/groups/{group}/timetable/", {"weekday": 1, "period": 2, "subject": "Пение"}, format="json"
+        ),
         client.delete(f"/api/v1/diary/homework/{Homework.objects.get().pk}/"),
         client.delete(f"/api/v1/diary/timetable/{TimetableEntry.objects.get().pk}/"),
         client.delete(f"/api/v1/diary/marks/{Mark.objects.get(student=world.student).pk}/"),
@@ -162,9 +169,14 @@ def test_a_teacher_of_another_class_or_school_gets_404_and_nothing_changes():
         assert client.get(f"/api/v1/diary/groups/{group}/marks/").status_code == 404
         assert client.get(f"/api/v1/diary/groups/{group}/timetable/").status_code == 404
         assert client.get(f"/api/v1/diary/students/{world.student.pk}/").status_code == 404
-        assert client.post(f"/api/v1/diary/groups/{group}/marks/", {"student_id": world.student.pk,
-                                                                     "subject": "Математика", "date": str(TODAY),
-                                                                     "value": "2"}, format="json").status_code == 404
+        assert (
+            client.post(
+                f"/api/v1/diary/groups/{group}/marks/",
+                {"student_id": world.student.pk, "subject": "Математика", "date": str(TODAY), "value": "2"},
+                format="json",
+            ).status_code
+            == 404
+        )
         assert client.delete(f"/api/v1/diary/marks/{Mark.objects.first().pk}/").status_code == 404
         assert client_for(outsider).get(f"/diary/groups/{group}/").status_code == 404
         assert client_for(outsider).get(f"/diary/students/{world.student.pk}/").status_code == 404
@@ -178,8 +190,12 @@ def test_a_mark_goes_only_to_a_student_of_the_class():
 
     with pytest.raises(ApplicationError) as refused:
         services.mark_create(
-            actor=world.teacher, group_id=world.group.pk, student_id=stranger.pk, subject="Математика",
-            date=TODAY, value="5",
+            actor=world.teacher,
+            group_id=world.group.pk,
+            student_id=stranger.pk,
+            subject="Математика",
+            date=TODAY,
+            value="5",
         )
 
     assert refused.value.extra == {"field": "student_id"}
@@ -193,6 +209,7 @@ def test_a_mark_goes_only_to_a_student_of_the_class():
         ({"subject": "Математика", "date": "вчера", "value": "5"}, "date"),
         ({"subject": "", "date": str(TODAY), "value": "5"}, "subject"),
         ({"subject": "Математика", "date": str(TOMORROW), "value": "5"}, "date"),
+        ({"subject": "Математика", "date": "2020-09-15", "value": "5"}, "date"),
     ],
 )
 def test_bad_marks_are_refused_naming_the_field(body, field):
@@ -217,8 +234,12 @@ def test_homework_in_the_past_or_too_large_is_refused_naming_the_field():
     empty = client.post(url, {"subject": "Математика", "due_date": str(TOMORROW), "text": ""}, format="json")
     big = client.post(
         url,
-        {"subject": "Математика", "due_date": str(TOMORROW), "text": "№ 1",
-         "attachment": SimpleUploadedFile("big.pdf", b"0" * (10 * 1024 * 1024 + 1))},
+        {
+            "subject": "Математика",
+            "due_date": str(TOMORROW),
+            "text": "№ 1",
+            "attachment": SimpleUploadedFile("big.pdf", b"0" * (10 * 1024 * 1024 + 1)),
+        },
         format="multipart",
     )
 
@@ -234,8 +255,12 @@ def test_homework_may_carry_an_attachment(settings, tmp_path):
 
     response = api_for(world.teacher).post(
         f"/api/v1/diary/groups/{world.group.pk}/homework/",
-        {"subject": "Физика", "due_date": str(TOMORROW), "text": "Задачи на с. 40",
-         "attachment": SimpleUploadedFile("tasks.pdf", b"%PDF-1.4 tasks")},
+        {
+            "subject": "Физика",
+            "due_date": str(TOMORROW),
+            "text": "Задачи на с. 40",
+            "attachment": SimpleUploadedFile("tasks.pdf", b"%PDF-1.4 tasks"),
+        },
         format="multipart",
     )
 
@@ -333,14 +358,33 @@ def test_the_teacher_fills_the_diary_through_plain_forms():
     client = client_for(world.teacher)
     group_url = f"/diary/groups/{world.group.pk}/"
 
-    timetable = client.post(group_url + "timetable/", {"timetable-weekday": "2", "timetable-period": "3",
-                                                        "timetable-subject": "Физика", "timetable-teacher": str(
-                                                            world.teacher.pk), "timetable-room": "301"}, follow=True)
-    homework = client.post(group_url + "homework/", {"homework-subject": "Физика", "homework-due_date": str(TOMORROW),
-                                                      "homework-text": "Параграф 12"}, follow=True)
-    mark = client.post(group_url + "marks/", {"mark-student": str(world.student.pk), "mark-subject": "Физика",
-                                               "mark-date": str(TODAY), "mark-value": "4",
-                                               "mark-comment": "Лабораторная"}, follow=True)
+    timetable = client.post(
+        group_url + "timetable/",
+        {
+            "timetable-weekday": "2",
+            "timetable-period": "3",
+            "timetable-subject": "Физика",
+            "timetable-teacher": str(world.teacher.pk),
+            "timetable-room": "301",
+        },
+        follow=True,
+    )
+    homework = client.post(
+        group_url + "homework/",
+        {"homework-subject": "Физика", "homework-due_date": str(TOMORROW), "homework-text": "Параграф 12"},
+        follow=True,
+    )
+    mark = client.post(
+        group_url + "marks/",
+        {
+            "mark-student": str(world.student.pk),
+            "mark-subject": "Физика",
+            "mark-date": str(TODAY),
+            "mark-value": "4",
+            "mark-comment": "Лабораторная",
+        },
+        follow=True,
+    )
 
     for response in (timetable, homework, mark):
         assert response.redirect_chain == [(group_url, 302)]
@@ -392,7 +436,7 @@ def test_the_student_page_shows_the_timetable_homework_and_own_marks_without_for
     assert "<td>2</td><td>Математика</td>" in page
     assert "№ 245" in page
     assert page.count('<td class="mark">') == 1 and '<td class="mark">5</td>' in page
-    assert "<form method=\"post\" action=\"/diary/" not in page
+    assert '<form method="post" action="/diary/' not in page
 
 
 def test_the_parent_sees_the_class_page_read_only_with_their_childs_marks():

@@ -205,9 +205,9 @@ def test_the_api_lists_the_users_apps_and_signs_a_launch():
     assert launched.status_code == 200
     body = launched.json()
     assert body["url"] == "https://pushkin.example.org/launch?" + signing.launch_query(body["params"])
-    assert signing.launch_params_verify(
-        query=urlsplit(body["url"]).query, secret=app.secret, max_age_seconds=300
-    )["user_id"] == str(world.student.pk)
+    assert signing.launch_params_verify(query=urlsplit(body["url"]).query, secret=app.secret, max_age_seconds=300)[
+        "user_id"
+    ] == str(world.student.pk)
     assert APIClient().get("/api/v1/miniapps/").status_code in (401, 403)
 
 
@@ -304,8 +304,14 @@ def test_admin_refuses_an_http_address_and_stores_nothing():
 
     response = client_for(superuser).post(
         "/admin/miniapps/miniapp/add/",
-        {"name": "X", "slug": "x", "url": "http://x.example.org/", "audience": ["student"], "position": "1",
-         "max_launch_age_seconds": "300"},
+        {
+            "name": "X",
+            "slug": "x",
+            "url": "http://x.example.org/",
+            "audience": ["student"],
+            "position": "1",
+            "max_launch_age_seconds": "300",
+        },
     )
 
     assert response.status_code == 200

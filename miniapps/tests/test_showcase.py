@@ -35,10 +35,23 @@ def client_for(user: User) -> Client:
 @pytest.fixture
 def world():
     world = make_school_with_class(students=1, is_verified=True)
-    make_app(slug="diary", name="Моя школа", url="/diary/", is_builtin=True, audience=("student", "parent"),
-             position=1, icon_static="miniapps/my-school.svg", is_verified=True)
-    make_app(slug="peremenka", name="Переменка", audience=("student", "teacher"), position=2,
-             description="Отдых между уроками")
+    make_app(
+        slug="diary",
+        name="Моя школа",
+        url="/diary/",
+        is_builtin=True,
+        audience=("student", "parent"),
+        position=1,
+        icon_static="miniapps/my-school.svg",
+        is_verified=True,
+    )
+    make_app(
+        slug="peremenka",
+        name="Переменка",
+        audience=("student", "teacher"),
+        position=2,
+        description="Отдых между уроками",
+    )
     make_app(slug="admins", name="Отчёты", audience=("administrator",), position=3)
     bot = make_bot(name="Помощник ученика", description="Ответы на вопросы", is_verified=True)
     official = channel_create(actor=world.administrator, organisation=world.school, title="Новости школы")
@@ -138,4 +151,9 @@ def test_the_demo_fills_the_showcase_and_the_diary_once():
     assert names == ["Моя школа", "События Пушкинской карты", "Награды и достижения", "Переменка"]
     diary = client_for(student).get(f"/diary/students/{student.pk}/").content.decode()
     assert "Тараса Бульбу" in diary and '<td class="mark">5</td>' in diary
-    assert MiniApp.objects.get(slug="my-school").audience == [Role.STUDENT, Role.PARENT, Role.TEACHER, Role.ADMINISTRATOR]
+    assert MiniApp.objects.get(slug="my-school").audience == [
+        Role.STUDENT,
+        Role.PARENT,
+        Role.TEACHER,
+        Role.ADMINISTRATOR,
+    ]

@@ -49,7 +49,7 @@ def launched():
 
 
 def test_the_launch_names_the_person_role_organisation_and_times(launched):
-    world, app, launch = launched
+    world, _app, launch = launched
 
     assert set(launch.params) == {*signing.SIGNED_FIELDS, "signature"}
     assert launch.params["app"] == "pushkin"
@@ -95,7 +95,7 @@ def test_values_are_encoded_as_rfc_3986_before_signing():
 
 
 def test_the_example_verifier_accepts_what_the_server_signed(launched):
-    world, app, launch = launched
+    _world, app, launch = launched
 
     status, output = run_verifier(launch.url, secret=app.secret, now=NOW + 10)
 
