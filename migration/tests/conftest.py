@@ -24,5 +24,10 @@ def no_follow_ups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     from migration import services
 
     queued: list[int] = []
-    monkeypatch.setattr(services, "_follow_up_queue", queued.append)
+
+    def queue(legacy_chat_id: int) -> bool:
+        queued.append(legacy_chat_id)
+        return True
+
+    monkeypatch.setattr(services, "_follow_up_queue", queue)
     return queued

@@ -285,3 +285,24 @@ def test_an_old_chat_migrated_by_another_organisation_is_skipped(db, no_follow_u
     [line] = _import(second.export(profiles=first.profiles()))
     assert (line["status"], line["reason"]) == ("skipped", "already migrated by another organisation")
     assert _state() == before
+
+
+def test_a_broker_that_is_down_slows_the_import_once_and_loses_nothing(
+    db, monkeypatch, django_capture_on_commit_callbacks
+):
+    from migration import tasks
+
+    attempts: list[int] = []
+
+    def broker_down(legacy_chat_id: int) -> None:
+        attempts.append(legacy_chat_id)
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.legacy_notice_send, "delay", broker_down)
+    school = School()
+    with django_capture_on_commit_callbacks(execute=True):
+        report = _import(school.export(school.chat(2000000001), school.chat(2000000002), school.chat(2000000003)))
+    assert [line["status"] for line in report] == ["migrated"] * 3
+    assert len(attempts) == 1
+    # The notices wait, pending, for the periodic resend.
+    assert list(LegacyNotice.objects.values_list("status", flat=True)) == [NoticeStatus.PENDING] * 3
