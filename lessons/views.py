@@ -8,6 +8,7 @@ Views are interfaces: parse a form, call one service or selector, render or
 redirect; a refusal (ApplicationError) is shown next to what caused it."""
 
 import datetime
+from collections.abc import Callable
 from typing import Any, cast
 
 from django.contrib import messages as flash
@@ -130,6 +131,40 @@ def notifications_read_view(request: HttpRequest) -> HttpResponse:
 # --- Scheduling and changing ---------------------------------------------------------------------------------------
 
 
+def _meeting_fields(form: MeetingForm) -> dict[str, Any]:
+    """What the scheduling and the editing form give the services alike."""
+    data = form.cleaned_data
+    return {
+        "title": data["title"],
+        "description": data["description"],
+        "starts_at": form.starts_at(),
+        "duration_minutes": data["duration_minutes"],
+        "repeats_weekly": data["repeats_weekly"],
+        "repeat_until": data["repeat_until"],
+        "audience": form.audience(),
+        "lobby_for_guests": data["lobby_for_guests"],
+        "lobby_for_everyone": data["lobby_for_everyone"],
+        "is_recording_enabled": data["is_recording_enabled"],
+    }
+
+
+def _form_submit(
+    request: HttpRequest, form: MeetingForm, save: Callable[[], Meeting], *, done: str
+) -> HttpResponse | None:
+    """The shape both meeting forms share: on a valid POST run the service;
+    its refusal goes next to the field it names (None: show the form
+    again), success says `done` and goes to the meeting's page."""
+    if request.method != "POST" or not form.is_valid():
+        return None
+    try:
+        meeting = save()
+    except ApplicationError as error:
+        _form_error(form, error)
+        return None
+    flash.success(request, done)
+    return redirect("lessons:detail", meeting_id=meeting.pk)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def meeting_create_view(request: HttpRequest) -> HttpResponse:
@@ -138,30 +173,18 @@ def meeting_create_view(request: HttpRequest) -> HttpResponse:
     if not organisations:
         raise Http404()
     form = MeetingCreateForm(request.POST or None, user=user, organisations=organisations)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            meeting = services.meeting_create(
-                actor=user,
-                organisation_id=data["organisation"],
-                kind=data["kind"],
-                title=data["title"],
-                description=data["description"],
-                starts_at=form.starts_at(),
-                duration_minutes=data["duration_minutes"],
-                repeats_weekly=data["repeats_weekly"],
-                repeat_until=data["repeat_until"],
-                audience=form.audience(),
-                lobby_for_guests=data["lobby_for_guests"],
-                lobby_for_everyone=data["lobby_for_everyone"],
-                is_recording_enabled=data["is_recording_enabled"],
-            )
-        except ApplicationError as error:
-            _form_error(form, error)
-        else:
-            flash.success(request, _("The meeting is scheduled; the invitees have been told."))
-            return redirect("lessons:detail", meeting_id=meeting.pk)
-    return render(request, "lessons/meeting_form.html", {"form": form, "meeting": None})
+    response = _form_submit(
+        request,
+        form,
+        lambda: services.meeting_create(
+            actor=user,
+            organisation_id=form.cleaned_data["organisation"],
+            kind=form.cleaned_data["kind"],
+            **_meeting_fields(form),
+        ),
+        done=_("The meeting is scheduled; the invitees have been told."),
+    )
+    return response or render(request, "lessons/meeting_form.html", {"form": form, "meeting": None})
 
 
 @login_required
@@ -174,29 +197,13 @@ def meeting_edit_view(request: HttpRequest, meeting_id: int) -> HttpResponse:
     form = MeetingForm(
         request.POST or None, user=user, organisations=organisations, initial=meeting_initial(meeting, audience)
     )
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            services.meeting_update(
-                actor=user,
-                meeting_id=meeting.pk,
-                title=data["title"],
-                description=data["description"],
-                starts_at=form.starts_at(),
-                duration_minutes=data["duration_minutes"],
-                repeats_weekly=data["repeats_weekly"],
-                repeat_until=data["repeat_until"],
-                audience=form.audience(),
-                lobby_for_guests=data["lobby_for_guests"],
-                lobby_for_everyone=data["lobby_for_everyone"],
-                is_recording_enabled=data["is_recording_enabled"],
-            )
-        except ApplicationError as error:
-            _form_error(form, error)
-        else:
-            flash.success(request, _("The meeting is changed."))
-            return redirect("lessons:detail", meeting_id=meeting.pk)
-    return render(request, "lessons/meeting_form.html", {"form": form, "meeting": meeting})
+    response = _form_submit(
+        request,
+        form,
+        lambda: services.meeting_update(actor=user, meeting_id=meeting.pk, **_meeting_fields(form)),
+        done=_("The meeting is changed."),
+    )
+    return response or render(request, "lessons/meeting_form.html", {"form": form, "meeting": meeting})
 
 
 @login_required

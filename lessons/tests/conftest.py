@@ -5,7 +5,7 @@ the project's whole WebSocket stack."""
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,8 +20,18 @@ from lessons.media.sfu import MediaSettings
 from lessons.media.worker import MediaWorker
 from lessons.routing import websocket_urlpatterns
 from lessons.tests.call_client import CallClient, CommunicatorTransport
+from lessons.tests.factories import directory_changes_forget
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+
+
+@pytest.fixture(autouse=True)
+def _forget_directory_changes() -> Iterator[None]:
+    """A test's transaction never commits: the directory changes it made
+    must not leak into the next test (see chats.tests.factories)."""
+    directory_changes_forget()
+    yield
+    directory_changes_forget()
 
 
 @pytest.fixture

@@ -1,11 +1,15 @@
 """Factories for the lessons tests: a school with a class whose homeroom
-teacher is a verified educator, and meetings made through the services."""
+teacher is a verified educator, meetings made through the services, and the
+clients the API and page tests sign in with. (Every lessons test forgets
+the directory changes its transaction leaves behind: lessons/tests/conftest.py.)"""
 
 import datetime
 from typing import Any
 
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from accounts.models import User
 from lessons import services
@@ -87,3 +91,19 @@ def make_lesson_now(world: SchoolWithClass, **fields: Any) -> Meeting:
 def directory_changes_forget() -> None:
     """See chats.tests.factories: a test's transaction never commits."""
     connection.__dict__.pop("_parta_directory_changes", None)
+
+
+def api_client(user: User | None = None) -> APIClient:
+    """A REST client signed in as `user` (anonymous for None)."""
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+def page_client(user: User | None = None) -> Client:
+    """A browser without JavaScript, signed in as `user` (anonymous for None)."""
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client

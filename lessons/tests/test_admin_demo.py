@@ -11,16 +11,9 @@ from django.utils import timezone
 from lessons import schedule, services
 from lessons.demo import LESSON_TITLE, PARENT_MEETING_TITLE, _demo_days
 from lessons.models import Meeting, MeetingKind, MeetingNotification, NotificationKind
-from lessons.tests.factories import directory_changes_forget, make_lesson_world, make_meeting
+from lessons.tests.factories import make_lesson_world, make_meeting
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _forget_directory_changes():
-    directory_changes_forget()
-    yield
-    directory_changes_forget()
 
 
 def admin_client(user) -> Client:

@@ -9,7 +9,6 @@ import zoneinfo
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from lessons import schedule, services
 from lessons.models import (
@@ -21,7 +20,7 @@ from lessons.models import (
     ParticipantStatus,
 )
 from lessons.tests.factories import (
-    directory_changes_forget,
+    api_client,
     in_minutes,
     make_lesson_now,
     make_lesson_world,
@@ -31,20 +30,6 @@ from lessons.tests.factories import (
 from organisations.tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _forget_directory_changes():
-    directory_changes_forget()
-    yield
-    directory_changes_forget()
-
-
-def client_for(user=None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.force_authenticate(user)
-    return client
 
 
 def next_tuesday(time_zone: str) -> datetime.date:
@@ -59,7 +44,7 @@ def test_a_teacher_schedules_a_weekly_lesson_in_the_schools_time():
     world = make_lesson_world(students=2, time_zone="Asia/Yekaterinburg")
     tuesday = next_tuesday("Asia/Yekaterinburg")
 
-    response = client_for(world.teacher).post(
+    response = api_client(world.teacher).post(
         "/api/v1/meetings/",
         {
             "organisation": world.school.pk,
@@ -95,7 +80,7 @@ def test_a_student_sees_the_lesson_but_not_who_is_invited():
     world = make_lesson_world(students=1)
     meeting = make_meeting(world=world)
 
-    response = client_for(world.student).get(f"/api/v1/meetings/{meeting.pk}/")
+    response = api_client(world.student).get(f"/api/v1/meetings/{meeting.pk}/")
 
     assert response.status_code == 200
     assert response.json()["role"] == "member"
@@ -105,7 +90,7 @@ def test_a_student_sees_the_lesson_but_not_who_is_invited():
 def test_a_meeting_one_may_not_see_is_not_found_like_a_missing_one():
     world = make_lesson_world(students=1)
     meeting = make_meeting(world=world)
-    stranger = client_for(make_user())
+    stranger = api_client(make_user())
 
     hidden = stranger.get(f"/api/v1/meetings/{meeting.pk}/")
     missing = stranger.get("/api/v1/meetings/999999/")
@@ -121,7 +106,7 @@ def test_an_unverified_teacher_is_refused_and_nothing_is_stored():
 
     colleague = make_member(organisation=world.school, role=Role.TEACHER)
 
-    response = client_for(colleague).post(
+    response = api_client(colleague).post(
         "/api/v1/meetings/",
         {
             "organisation": world.school.pk,
@@ -142,7 +127,7 @@ def test_an_unverified_teacher_is_refused_and_nothing_is_stored():
 def test_bad_input_names_its_field():
     world = make_lesson_world(students=1)
 
-    response = client_for(world.teacher).post(
+    response = api_client(world.teacher).post(
         "/api/v1/meetings/",
         {
             "organisation": world.school.pk,
@@ -165,7 +150,7 @@ def test_the_host_changes_the_time_and_the_invitation():
     meeting = make_meeting(world=world, kind=MeetingKind.PARENT_MEETING)
     new_start = in_minutes(60 * 24 * 4).replace(second=0, microsecond=0)
 
-    response = client_for(world.teacher).patch(
+    response = api_client(world.teacher).patch(
         f"/api/v1/meetings/{meeting.pk}/",
         {"starts_at": new_start.isoformat(), "invite_staff": True},
         format="json",
@@ -178,7 +163,7 @@ def test_the_host_changes_the_time_and_the_invitation():
     assert body["audience"]["invite_staff"] is True
     assert body["revision"] == 2
     assert (
-        client_for(world.parent).patch(f"/api/v1/meetings/{meeting.pk}/", {"title": "x"}, format="json").status_code
+        api_client(world.parent).patch(f"/api/v1/meetings/{meeting.pk}/", {"title": "x"}, format="json").status_code
         == 403
     )
 
@@ -193,7 +178,7 @@ def test_cancel_one_sitting_then_the_meeting():
         repeat_until=timezone.localdate(start + datetime.timedelta(weeks=1)),
     )
     first = meeting.occurrences.get(sequence=0)
-    client = client_for(world.teacher)
+    client = api_client(world.teacher)
 
     one = client.post(f"/api/v1/meetings/{meeting.pk}/cancel/", {"occurrence": first.pk}, format="json")
     everything = client.post(f"/api/v1/meetings/{meeting.pk}/cancel/", {}, format="json")
@@ -202,7 +187,7 @@ def test_cancel_one_sitting_then_the_meeting():
     assert [item["is_cancelled"] for item in one.json()["upcoming"]] == [True, False]
     assert everything.json()["cancelled_at"] is not None
     assert (
-        client_for(world.student).post(f"/api/v1/meetings/{meeting.pk}/cancel/", {}, format="json").status_code == 403
+        api_client(world.student).post(f"/api/v1/meetings/{meeting.pk}/cancel/", {}, format="json").status_code == 403
     )
 
 
@@ -210,7 +195,7 @@ def test_the_meeting_list_answers_in_a_fixed_number_of_queries(django_assert_max
     world = make_lesson_world(students=1)
     for index in range(6):
         make_meeting(world=world, title=f"Урок {index}", starts_at=in_minutes(60 * 24 + index))
-    client = client_for(world.teacher)
+    client = api_client(world.teacher)
     client.get("/api/v1/meetings/")
 
     with django_assert_max_num_queries(8):
@@ -228,7 +213,7 @@ def test_the_calendar_api_gives_the_week_in_the_users_zone():
     meeting = make_meeting(world=world, starts_at=datetime.datetime.combine(tuesday, datetime.time(9, 0)))
     week = schedule.iso_week_name(tuesday)
 
-    response = client_for(world.student).get("/api/v1/calendar/", {"week": week})
+    response = api_client(world.student).get("/api/v1/calendar/", {"week": week})
 
     assert response.status_code == 200
     body = response.json()
@@ -239,10 +224,10 @@ def test_the_calendar_api_gives_the_week_in_the_users_zone():
     assert entry["meeting"]["id"] == meeting.pk
     assert entry["local_starts_at"] == f"{tuesday.isoformat()}T09:00"
     assert body["may_schedule_in"] == []
-    assert client_for(world.teacher).get("/api/v1/calendar/", {"week": week}).json()["may_schedule_in"] == [
+    assert api_client(world.teacher).get("/api/v1/calendar/", {"week": week}).json()["may_schedule_in"] == [
         {"id": world.school.pk, "short_name": world.school.short_name, "time_zone": "Asia/Yekaterinburg"}
     ]
-    bad = client_for(world.student).get("/api/v1/calendar/", {"week": "2025-41"})
+    bad = api_client(world.student).get("/api/v1/calendar/", {"week": "2025-41"})
     assert (bad.status_code, bad.json()["code"]) == (400, "invalid_week")
 
 
@@ -251,7 +236,7 @@ def test_the_calendar_answers_in_a_fixed_number_of_queries(django_assert_max_num
     for index in range(5):
         make_meeting(world=world, title=f"Урок {index}", starts_at=in_minutes(60 * 24 * 7 + index * 60))
     week = schedule.iso_week_name(timezone.localdate(in_minutes(60 * 24 * 7)))
-    client = client_for(world.teacher)
+    client = api_client(world.teacher)
 
     with django_assert_max_num_queries(8):
         response = client.get("/api/v1/calendar/", {"week": week})
@@ -265,8 +250,8 @@ def test_the_calendar_answers_in_a_fixed_number_of_queries(django_assert_max_num
 def test_a_member_joins_through_the_api_and_polls_the_lobby():
     world = make_lesson_world(students=1)
     meeting = make_lesson_now(world, lobby_for_everyone=True)
-    student = client_for(world.student)
-    host = client_for(world.teacher)
+    student = api_client(world.student)
+    host = api_client(world.teacher)
 
     joined = student.post(f"/api/v1/meetings/{meeting.pk}/join/")
     lobby = host.get(f"/api/v1/meetings/{meeting.pk}/lobby/")
@@ -285,7 +270,7 @@ def test_a_member_joins_through_the_api_and_polls_the_lobby():
 def test_too_early_is_409_to_join_and_200_to_ask():
     world = make_lesson_world(students=1)
     meeting = make_meeting(world=world, starts_at=in_minutes(120))
-    student = client_for(world.student)
+    student = api_client(world.student)
 
     joined = student.post(f"/api/v1/meetings/{meeting.pk}/join/")
     asked = student.get(f"/api/v1/meetings/{meeting.pk}/join/")
@@ -300,11 +285,11 @@ def test_too_early_is_409_to_join_and_200_to_ask():
 def test_a_guest_comes_in_by_a_link_the_host_made():
     world = make_lesson_world(students=1)
     meeting = make_parent_meeting_now(world, is_recording_enabled=True)
-    host = client_for(world.teacher)
+    host = api_client(world.teacher)
 
     created = host.post(f"/api/v1/meetings/{meeting.pk}/links/", {"label": "Бабушка Ивана"}, format="json")
     token = created.json()["token"]
-    guest = client_for()
+    guest = api_client()
     seen = guest.get(f"/api/v1/join/{token}/")
     entered = guest.post(f"/api/v1/join/{token}/", {"display_name": "Нина Петровна"}, format="json")
 
@@ -326,11 +311,11 @@ def test_a_guest_comes_in_by_a_link_the_host_made():
 def test_revoked_links_answer_410_forged_404_and_removed_guests_403():
     world = make_lesson_world(students=1)
     meeting = make_parent_meeting_now(world, lobby_for_guests=False)
-    host = client_for(world.teacher)
+    host = api_client(world.teacher)
     revoked_token = host.post(f"/api/v1/meetings/{meeting.pk}/links/", {}, format="json").json()["token"]
     revoked_id = JoinLink.objects.get(guest_name="", revoked_at__isnull=True).pk
     removed_token = host.post(f"/api/v1/meetings/{meeting.pk}/links/", {}, format="json").json()["token"]
-    guest = client_for()
+    guest = api_client()
     participant = guest.post(f"/api/v1/join/{removed_token}/", {"display_name": "Гость"}, format="json").json()
 
     assert host.delete(f"/api/v1/meetings/{meeting.pk}/links/{revoked_id}/").status_code == 204
@@ -350,8 +335,8 @@ def test_link_guessing_gets_429_with_retry_after(settings):
     settings.LESSON_LINK_GUESS_RATE = "2/hour"
     world = make_lesson_world(students=1)
     meeting = make_parent_meeting_now(world)
-    token = client_for(world.teacher).post(f"/api/v1/meetings/{meeting.pk}/links/", {}, format="json").json()["token"]
-    guest = client_for()
+    token = api_client(world.teacher).post(f"/api/v1/meetings/{meeting.pk}/links/", {}, format="json").json()["token"]
+    guest = api_client()
 
     codes = [guest.get(f"/api/v1/join/{'G' * 42}{index}/").status_code for index in range(3)]
     blocked = guest.get(f"/api/v1/join/{token}/")
@@ -365,7 +350,7 @@ def test_no_guest_links_for_a_lesson_with_students():
     world = make_lesson_world(students=1)
     meeting = make_lesson_now(world)
 
-    response = client_for(world.teacher).post(f"/api/v1/meetings/{meeting.pk}/links/", {}, format="json")
+    response = api_client(world.teacher).post(f"/api/v1/meetings/{meeting.pk}/links/", {}, format="json")
 
     assert (response.status_code, response.json()["code"]) == (403, "guests_not_allowed")
     assert JoinLink.objects.count() == 0
@@ -376,7 +361,7 @@ def test_the_host_admits_everyone_and_sees_the_participants():
     meeting = make_lesson_now(world, lobby_for_everyone=True)
     for student in world.students:
         services.meeting_join(user=student, meeting_id=meeting.pk)
-    host = client_for(world.teacher)
+    host = api_client(world.teacher)
 
     admitted = host.post(f"/api/v1/meetings/{meeting.pk}/lobby/admit-all/")
     participants = host.get(f"/api/v1/meetings/{meeting.pk}/participants/").json()["participants"]
@@ -406,7 +391,7 @@ def held_lesson(world, *, came: list, minutes: int = 30):
 def test_the_attendance_report_with_who_never_came_as_json_and_csv():
     world = make_lesson_world(students=3)
     meeting = held_lesson(world, came=[world.teacher, world.students[0], world.students[2]])
-    host = client_for(world.teacher)
+    host = api_client(world.teacher)
 
     report = host.get(f"/api/v1/meetings/{meeting.pk}/attendance/")
     exported = host.get(f"/api/v1/meetings/{meeting.pk}/attendance.csv")
@@ -424,8 +409,8 @@ def test_the_attendance_report_with_who_never_came_as_json_and_csv():
     rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
     assert len(rows) == 1 + 4
     assert {row[0] for row in rows[1:]} == {person.display_name for person in [world.teacher, *world.students]}
-    assert client_for(world.student).get(f"/api/v1/meetings/{meeting.pk}/attendance.csv").status_code == 403
-    assert client_for(make_user()).get(f"/api/v1/meetings/{meeting.pk}/attendance/").status_code == 404
+    assert api_client(world.student).get(f"/api/v1/meetings/{meeting.pk}/attendance.csv").status_code == 403
+    assert api_client(make_user()).get(f"/api/v1/meetings/{meeting.pk}/attendance/").status_code == 404
 
 
 def test_a_name_in_the_csv_is_never_a_formula():
@@ -434,7 +419,7 @@ def test_a_name_in_the_csv_is_never_a_formula():
     world.student.save()
     meeting = held_lesson(world, came=[world.student])
 
-    exported = client_for(world.teacher).get(f"/api/v1/meetings/{meeting.pk}/attendance.csv")
+    exported = api_client(world.teacher).get(f"/api/v1/meetings/{meeting.pk}/attendance.csv")
 
     assert "'=HYPERLINK(1)" in exported.content.decode("utf-8-sig")
 
@@ -445,7 +430,7 @@ def test_the_class_attendance_over_a_term_names_who_never_came():
     held_lesson(world, came=[world.students[0], world.students[1]])
     make_meeting(world=world, title="Ещё не было")
     today = timezone.localdate()
-    client = client_for(world.teacher)
+    client = api_client(world.teacher)
 
     report = client.get(
         f"/api/v1/study-groups/{world.group.pk}/attendance/",
@@ -463,8 +448,8 @@ def test_the_class_attendance_over_a_term_names_who_never_came():
     rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
     assert len(rows) == 4
     assert rows[0][-2:] == ["Посещено", "Пропущено"] or rows[0][-2:] == ["Attended", "Missed"]
-    assert client_for(world.student).get(f"/api/v1/study-groups/{world.group.pk}/attendance/").status_code == 404
-    assert client_for(world.administrator).get(f"/api/v1/study-groups/{world.group.pk}/attendance/").status_code == 200
+    assert api_client(world.student).get(f"/api/v1/study-groups/{world.group.pk}/attendance/").status_code == 404
+    assert api_client(world.administrator).get(f"/api/v1/study-groups/{world.group.pk}/attendance/").status_code == 200
 
 
 # --- Notifications and reminders --------------------------------------------------------------------------------------
@@ -474,7 +459,7 @@ def test_notifications_are_listed_and_marked_read():
     world = make_lesson_world(students=1)
     meeting = make_meeting(world=world, kind=MeetingKind.PARENT_MEETING, title="Собрание 7Б")
     services.meeting_cancel(actor=world.teacher, meeting_id=meeting.pk)
-    parent = client_for(world.parent)
+    parent = api_client(world.parent)
 
     listed = parent.get("/api/v1/meeting-notifications/", {"unread": "1"}).json()
     marked = parent.post("/api/v1/meeting-notifications/read/", {"ids": [listed["results"][0]["id"]]}, format="json")
@@ -484,7 +469,7 @@ def test_notifications_are_listed_and_marked_read():
     assert "Собрание 7Б" in listed["results"][0]["text"]
     assert marked.json() == {"marked": 1}
     assert [item["kind"] for item in unread["results"]] == ["invited"]
-    assert client_for(world.teacher).post("/api/v1/meeting-notifications/read/", {}, format="json").json() == {
+    assert api_client(world.teacher).post("/api/v1/meeting-notifications/read/", {}, format="json").json() == {
         "marked": 0
     }
     assert MeetingNotification.objects.filter(user=world.parent, read_at__isnull=True).count() == 1
@@ -492,12 +477,12 @@ def test_notifications_are_listed_and_marked_read():
 
 def test_the_reminder_choice():
     world = make_lesson_world(students=1)
-    parent = client_for(world.parent)
+    parent = api_client(world.parent)
 
     assert parent.get("/api/v1/me/meeting-reminders/").json() == {"by_sms": False}
     assert parent.put("/api/v1/me/meeting-reminders/", {"by_sms": True}, format="json").json() == {"by_sms": True}
     assert parent.get("/api/v1/me/meeting-reminders/").json() == {"by_sms": True}
-    assert client_for().get("/api/v1/me/meeting-reminders/").status_code in (401, 403)
+    assert api_client().get("/api/v1/me/meeting-reminders/").status_code in (401, 403)
 
 
 def test_participants_are_of_this_meeting_only():
@@ -506,7 +491,7 @@ def test_participants_are_of_this_meeting_only():
     other = make_lesson_now(world, title="Другой урок")
     participant = services.meeting_join(user=world.student, meeting_id=other.pk)
 
-    response = client_for(world.teacher).post(f"/api/v1/meetings/{meeting.pk}/participants/{participant.pk}/remove/")
+    response = api_client(world.teacher).post(f"/api/v1/meetings/{meeting.pk}/participants/{participant.pk}/remove/")
 
     assert response.status_code == 404
     participant.refresh_from_db()

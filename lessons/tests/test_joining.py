@@ -20,7 +20,6 @@ from lessons.models import (
 )
 from lessons.services import AudienceSpec
 from lessons.tests.factories import (
-    directory_changes_forget,
     in_minutes,
     make_lesson_now,
     make_lesson_world,
@@ -31,13 +30,6 @@ from organisations.tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 IP = "203.0.113.7"
-
-
-@pytest.fixture(autouse=True)
-def _forget_directory_changes():
-    directory_changes_forget()
-    yield
-    directory_changes_forget()
 
 
 def link_for(meeting, actor=None, label="Петрова Е. В."):

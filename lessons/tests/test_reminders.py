@@ -21,14 +21,7 @@ from lessons.models import (
     ReminderKind,
     SmsStatus,
 )
-from lessons.tests.factories import directory_changes_forget, in_minutes, make_lesson_world, make_meeting
-
-
-@pytest.fixture(autouse=True)
-def _forget_directory_changes():
-    directory_changes_forget()
-    yield
-    directory_changes_forget()
+from lessons.tests.factories import in_minutes, make_lesson_world, make_meeting
 
 
 @pytest.fixture

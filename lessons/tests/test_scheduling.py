@@ -25,7 +25,6 @@ from lessons.models import (
 )
 from lessons.services import AudienceSpec
 from lessons.tests.factories import (
-    directory_changes_forget,
     in_minutes,
     make_lesson_world,
     make_meeting,
@@ -36,13 +35,6 @@ from organisations.models import Membership, Role
 from organisations.tests.factories import make_member, make_school_with_class, make_user
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _forget_directory_changes():
-    directory_changes_forget()
-    yield
-    directory_changes_forget()
 
 
 def notified(meeting: Meeting, kind: str) -> set[int]:

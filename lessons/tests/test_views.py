@@ -5,40 +5,25 @@ import datetime
 import re
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from lessons import schedule, services
 from lessons.models import JoinLink, Meeting, MeetingKind, Participant, ParticipantStatus, ReminderPreference
 from lessons.tests.factories import (
-    directory_changes_forget,
     in_minutes,
     make_lesson_now,
     make_lesson_world,
     make_meeting,
     make_parent_meeting_now,
+    page_client,
 )
 from organisations.tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _forget_directory_changes():
-    directory_changes_forget()
-    yield
-    directory_changes_forget()
-
-
-def browser(user=None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
 def test_the_calendar_needs_a_sign_in():
-    response = browser().get("/lessons/")
+    response = page_client().get("/lessons/")
 
     assert response.status_code == 302
     assert "/login/" in response["Location"]
@@ -49,7 +34,7 @@ def test_the_week_calendar_page_of_a_student():
     meeting = make_meeting(world=world, title="Геометрия")
     week = schedule.iso_week_name(timezone.localdate(meeting.starts_at))
 
-    response = browser(world.student).get("/lessons/", {"week": week})
+    response = page_client(world.student).get("/lessons/", {"week": week})
 
     assert response.status_code == 200
     page = response.content.decode()
@@ -63,7 +48,7 @@ def test_the_week_calendar_page_of_a_student():
 def test_a_bad_week_shows_the_current_one_with_an_error():
     world = make_lesson_world(students=1)
 
-    response = browser(world.student).get("/lessons/", {"week": "week-five"})
+    response = page_client(world.student).get("/lessons/", {"week": "week-five"})
 
     assert response.status_code == 200
     assert 'role="alert"' in response.content.decode()
@@ -71,7 +56,7 @@ def test_a_bad_week_shows_the_current_one_with_an_error():
 
 def test_a_verified_teacher_schedules_through_the_form():
     world = make_lesson_world(students=2)
-    client = browser(world.teacher)
+    client = page_client(world.teacher)
     day = timezone.localdate() + datetime.timedelta(days=3)
 
     form_page = client.get("/lessons/new/")
@@ -103,7 +88,7 @@ def test_a_verified_teacher_schedules_through_the_form():
 def test_the_form_shows_a_refusal_next_to_the_field_and_stores_nothing():
     world = make_lesson_world(students=1)
 
-    response = browser(world.teacher).post(
+    response = page_client(world.teacher).post(
         "/lessons/new/",
         {
             "organisation": world.school.pk,
@@ -125,29 +110,29 @@ def test_people_who_may_not_schedule_do_not_get_the_form():
     world = make_lesson_world(students=1)
 
     for person in (world.student, world.parent, make_user()):
-        assert browser(person).get("/lessons/new/").status_code == 404
+        assert page_client(person).get("/lessons/new/").status_code == 404
 
 
 def test_the_meeting_page_for_an_invitee_the_host_and_a_stranger():
     world = make_lesson_world(students=1)
     meeting = make_lesson_now(world, title="Физика")
 
-    student_page = browser(world.student).get(f"/lessons/{meeting.pk}/").content.decode()
-    host_page = browser(world.teacher).get(f"/lessons/{meeting.pk}/").content.decode()
+    student_page = page_client(world.student).get(f"/lessons/{meeting.pk}/").content.decode()
+    host_page = page_client(world.teacher).get(f"/lessons/{meeting.pk}/").content.decode()
 
     assert "Физика" in student_page
     assert f'action="/lessons/{meeting.pk}/join/"' in student_page
     assert 'id="lobby"' not in student_page
     assert 'id="lobby"' in host_page
     assert f'href="/lessons/{meeting.pk}/attendance/"' in host_page
-    assert browser(make_user()).get(f"/lessons/{meeting.pk}/").status_code == 404
-    assert browser(world.student).get(f"/lessons/{meeting.pk}/edit/").status_code == 404
+    assert page_client(make_user()).get(f"/lessons/{meeting.pk}/").status_code == 404
+    assert page_client(world.student).get(f"/lessons/{meeting.pk}/edit/").status_code == 404
 
 
 def test_joining_from_the_page_leads_into_the_call_block():
     world = make_lesson_world(students=1)
     meeting = make_lesson_now(world)
-    client = browser(world.student)
+    client = page_client(world.student)
 
     joined = client.post(f"/lessons/{meeting.pk}/join/")
     room = client.get(f"/lessons/{meeting.pk}/join/")
@@ -163,7 +148,7 @@ def test_joining_from_the_page_leads_into_the_call_block():
 def test_in_the_lobby_the_page_says_so_and_offers_to_check_again():
     world = make_lesson_world(students=1)
     meeting = make_lesson_now(world, lobby_for_everyone=True)
-    client = browser(world.student)
+    client = page_client(world.student)
     client.post(f"/lessons/{meeting.pk}/join/")
 
     page = client.get(f"/lessons/{meeting.pk}/join/").content.decode()
@@ -176,7 +161,7 @@ def test_in_the_lobby_the_page_says_so_and_offers_to_check_again():
 def test_too_early_the_join_button_is_replaced_by_the_opening_time():
     world = make_lesson_world(students=1)
     meeting = make_meeting(world=world, starts_at=in_minutes(180))
-    client = browser(world.student)
+    client = page_client(world.student)
 
     page = client.get(f"/lessons/{meeting.pk}/").content.decode()
     refused = client.post(f"/lessons/{meeting.pk}/join/")
@@ -189,14 +174,14 @@ def test_too_early_the_join_button_is_replaced_by_the_opening_time():
 def test_the_host_makes_a_link_and_a_guest_comes_in_without_an_account():
     world = make_lesson_world(students=1)
     meeting = make_parent_meeting_now(world)
-    host = browser(world.teacher)
+    host = page_client(world.teacher)
 
     made = host.post(f"/lessons/{meeting.pk}/links/", {"label": "Бабушка"})
     url = re.search(r'value="(http[^"]+/join/([^"/]+)/)"', made.content.decode())
     assert url is not None
     token = url.group(2)
     assert made["Cache-Control"] == "no-store"
-    guest = browser()
+    guest = page_client()
     invitation = guest.get(f"/join/{token}/")
     asked = guest.post(f"/join/{token}/", {"display_name": "Нина Петровна"})
     lobby = guest.get(f"/join/{token}/")
@@ -218,9 +203,9 @@ def test_a_revoked_link_page_answers_410_and_an_unknown_one_404():
     meeting = make_parent_meeting_now(world)
     link, token = services.join_link_create(actor=world.teacher, meeting_id=meeting.pk)
 
-    revoked = browser(world.teacher).post(f"/lessons/{meeting.pk}/links/{link.pk}/revoke/")
-    gone = browser().get(f"/join/{token}/")
-    unknown = browser().get("/join/" + "q" * 43 + "/")
+    revoked = page_client(world.teacher).post(f"/lessons/{meeting.pk}/links/{link.pk}/revoke/")
+    gone = page_client().get(f"/join/{token}/")
+    unknown = page_client().get("/join/" + "q" * 43 + "/")
 
     assert revoked.status_code == 302
     assert JoinLink.objects.get().revoked_at is not None
@@ -232,11 +217,11 @@ def test_a_removed_guest_sees_a_refusal_page():
     world = make_lesson_world(students=1)
     meeting = make_parent_meeting_now(world, lobby_for_guests=False)
     _link, token = services.join_link_create(actor=world.teacher, meeting_id=meeting.pk)
-    guest = browser()
+    guest = page_client()
     guest.post(f"/join/{token}/", {"display_name": "Гость"})
     participant = Participant.objects.get()
 
-    browser(world.teacher).post(f"/lessons/{meeting.pk}/participants/{participant.pk}/", {"action": "remove"})
+    page_client(world.teacher).post(f"/lessons/{meeting.pk}/participants/{participant.pk}/", {"action": "remove"})
 
     assert guest.get(f"/join/{token}/").status_code == 403
     assert guest.post(f"/join/{token}/", {"display_name": "Гость"}).status_code == 403
@@ -248,8 +233,8 @@ def test_cancelling_from_the_page():
     world = make_lesson_world(students=1)
     meeting = make_meeting(world=world)
 
-    response = browser(world.teacher).post(f"/lessons/{meeting.pk}/cancel/")
-    refused = browser(world.student).post(f"/lessons/{meeting.pk}/cancel/")
+    response = page_client(world.teacher).post(f"/lessons/{meeting.pk}/cancel/")
+    refused = page_client(world.student).post(f"/lessons/{meeting.pk}/cancel/")
 
     assert response.status_code == 302
     meeting.refresh_from_db()
@@ -260,7 +245,7 @@ def test_cancelling_from_the_page():
 def test_the_host_changes_the_meeting_through_the_form():
     world = make_lesson_world(students=1)
     meeting = make_meeting(world=world, kind=MeetingKind.PARENT_MEETING)
-    client = browser(world.teacher)
+    client = page_client(world.teacher)
     day = timezone.localdate() + datetime.timedelta(days=5)
 
     form_page = client.get(f"/lessons/{meeting.pk}/edit/")
@@ -288,7 +273,7 @@ def test_the_attendance_pages_and_csv():
     meeting = make_lesson_now(world)
     participant = services.meeting_join(user=world.students[0], meeting_id=meeting.pk)
     services.attendance_join(participant_id=participant.pk)
-    host = browser(world.teacher)
+    host = page_client(world.teacher)
 
     page = host.get(f"/lessons/{meeting.pk}/attendance/").content.decode()
     exported = host.get(f"/lessons/{meeting.pk}/attendance.csv")
@@ -302,14 +287,14 @@ def test_the_attendance_pages_and_csv():
     assert group_page.status_code == 200
     assert world.students[1].display_name in group_page.content.decode()
     assert group_csv.status_code == 200
-    assert browser(world.student).get(f"/lessons/{meeting.pk}/attendance/").status_code == 404
-    assert browser(world.student).get(f"/lessons/groups/{world.group.pk}/attendance/").status_code == 404
+    assert page_client(world.student).get(f"/lessons/{meeting.pk}/attendance/").status_code == 404
+    assert page_client(world.student).get(f"/lessons/groups/{world.group.pk}/attendance/").status_code == 404
 
 
 def test_the_reminder_choice_and_reading_notifications_from_the_calendar():
     world = make_lesson_world(students=1)
     make_meeting(world=world, kind=MeetingKind.PARENT_MEETING, title="Собрание")
-    client = browser(world.parent)
+    client = page_client(world.parent)
 
     assert "Собрание" in client.get("/lessons/").content.decode()
     assert client.post("/lessons/reminders/", {"by_sms": "on"}).status_code == 302
