@@ -58,7 +58,7 @@ def download(user, url: str) -> tuple[int, bytes]:
     client = Client()
     client.force_login(user)
     response = client.get(url)
-    body = b"".join(response.streaming_content) if response.status_code == 200 else b""
+    body = b"".join(response.streaming_content) if response.status_code == 200 else b""  # type: ignore[attr-defined]
     return response.status_code, body
 
 

@@ -53,7 +53,8 @@ def download(user, url: str) -> tuple[int, bytes]:
     if user is not None:
         client.force_login(user)
     response = client.get(url)
-    return response.status_code, b"".join(response.streaming_content) if response.status_code == 200 else b""
+    content = b"".join(response.streaming_content) if response.status_code == 200 else b""  # type: ignore[attr-defined]
+    return response.status_code, content
 
 
 def test_the_workers_report_is_recorded_once_and_a_wrong_one_changes_nothing(media_root):
