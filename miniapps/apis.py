@@ -6,7 +6,7 @@ trying to enter the diary gets 403 not_group_teacher."""
 from typing import Any, cast
 
 from django.templatetags.static import static
-from django.urls import path
+from django.urls import path, reverse
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -196,7 +196,7 @@ def homework_payload(homework: Homework) -> dict[str, Any]:
         "subject": homework.subject,
         "due_date": homework.due_date,
         "text": homework.text,
-        "attachment_url": homework.attachment.url if homework.attachment else "",
+        "attachment_url": reverse("miniapps:homework_attachment", args=[homework.pk]) if homework.attachment else "",
     }
 
 

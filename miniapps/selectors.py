@@ -232,6 +232,16 @@ def group_teachers(*, group: StudyGroup) -> QuerySet[User]:
     )
 
 
+def homework_for_download(*, user: User, homework_id: int) -> Homework:
+    """Homework whose attachment the person may download: anyone who sees
+    the class's diary. Raises NotFound otherwise (and without an attachment)."""
+    homework = Homework.objects.filter(pk=homework_id).first()
+    if homework is None or not homework.attachment:
+        raise _not_found()
+    diary_group_access(user=user, group_id=homework.group_id)
+    return homework
+
+
 @dataclass
 class StudentDiary:
     student: User

@@ -23,6 +23,7 @@ urlpatterns = [
         views.homework_delete_view,
         name="homework_delete",
     ),
+    path("diary/homework/<int:homework_id>/attachment/", views.homework_attachment_view, name="homework_attachment"),
     path("diary/groups/<int:group_id>/marks/", views.mark_add_view, name="mark_add"),
     path("diary/groups/<int:group_id>/marks/<int:mark_id>/delete/", views.mark_delete_view, name="mark_delete"),
 ]

@@ -9,11 +9,13 @@ from typing import Any, cast
 
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
+from rest_framework.exceptions import AuthenticationFailed
 
+from accounts.authentication import TokenAuthentication
 from accounts.models import User
 from common.errors import ApplicationError, NotFound, PermissionDenied
 from miniapps import selectors, services
@@ -278,3 +280,34 @@ def mark_delete_view(request: HttpRequest, group_id: int, mark_id: int) -> HttpR
         delete=lambda: services.mark_delete(actor=_user(request), mark_id=mark_id),
         done=_("Mark removed."),
     )
+
+
+def _request_user(request: HttpRequest) -> User | None:
+    """The browser's session user, or an API client's token user."""
+    if request.user.is_authenticated:
+        return _user(request)
+    try:
+        authenticated = TokenAuthentication().authenticate(request)  # type: ignore[arg-type]
+    except AuthenticationFailed:
+        return None
+    return cast(User, authenticated[0]) if authenticated else None
+
+
+@require_safe
+def homework_attachment_view(request: HttpRequest, homework_id: int) -> HttpResponseBase:
+    """The attachment of homework, for the people who see the class's diary
+    (a session or an API token); anyone else gets the 404 of a missing file."""
+    user = _request_user(request)
+    try:
+        if user is None:
+            raise NotFound()
+        homework = selectors.homework_for_download(user=user, homework_id=homework_id)
+        handle = homework.attachment.open("rb")
+    except (NotFound, FileNotFoundError):
+        raise Http404() from None
+    response = FileResponse(handle, as_attachment=True, filename=homework.attachment.name.rsplit("/", 1)[-1])
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    response["Vary"] = "Cookie, Authorization"
+    return response

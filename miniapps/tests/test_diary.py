@@ -266,8 +266,19 @@ def test_homework_may_carry_an_attachment(settings, tmp_path):
 
     assert response.status_code == 201
     homework = Homework.objects.get()
-    assert response.json()["attachment_url"] == homework.attachment.url
-    assert homework.attachment.read() == b"%PDF-1.4 tasks"
+    url = f"/diary/homework/{homework.pk}/attachment/"
+    assert response.json()["attachment_url"] == url
+    for reader in (world.student, world.parent, world.teacher):
+        download = client_for(reader).get(url)
+        assert download.status_code == 200
+        assert b"".join(download.streaming_content) == b"%PDF-1.4 tasks"
+        assert download["Content-Disposition"] == 'attachment; filename="tasks.pdf"'
+        assert download["X-Content-Type-Options"] == "nosniff"
+    outsider = make_school_with_class(students=1)
+    assert client_for(outsider.student).get(url).status_code == 404
+    assert client_for(outsider.teacher).get(url).status_code == 404
+    assert Client().get(url).status_code == 404
+    assert f'href="{url}"' in client_for(world.student).get(f"/diary/students/{world.student.pk}/").content.decode()
 
 
 def test_a_teacher_from_the_timetable_must_teach_the_class():
