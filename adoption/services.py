@@ -299,10 +299,10 @@ TARGET_FIELDS = [
 
 
 def default_stages(academic_year: int) -> dict[str, tuple[datetime.date, datetime.date]]:
-    """Summer preparation (June–August), active migration (September–
+    """Summer preparation (July–August), active migration (September–
     October), completion by 1 November."""
     return {
-        StageKind.PREPARATION: (datetime.date(academic_year, 6, 1), datetime.date(academic_year, 8, 31)),
+        StageKind.PREPARATION: (datetime.date(academic_year, 7, 1), datetime.date(academic_year, 8, 31)),
         StageKind.ACTIVE_MIGRATION: (datetime.date(academic_year, 9, 1), datetime.date(academic_year, 10, 31)),
         StageKind.COMPLETION: (datetime.date(academic_year, 11, 1), datetime.date(academic_year, 11, 1)),
     }

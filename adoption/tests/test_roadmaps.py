@@ -42,7 +42,7 @@ def test_a_roadmap_starts_with_the_default_stages_and_targets():
         body["target_course_completed"],
     ) == (75, 30, 100, 90)
     assert body["stages"] == [
-        {"kind": "preparation", "starts_on": f"{year}-06-01", "ends_on": f"{year}-08-31"},
+        {"kind": "preparation", "starts_on": f"{year}-07-01", "ends_on": f"{year}-08-31"},
         {"kind": "active_migration", "starts_on": f"{year}-09-01", "ends_on": f"{year}-10-31"},
         {"kind": "completion", "starts_on": f"{year}-11-01", "ends_on": f"{year}-11-01"},
     ]
@@ -131,7 +131,7 @@ def test_roadmap_page_edits_without_javascript(client):
         "target_families_reading": "35",
         "target_chats_migrated": "100",
         "target_course_completed": "90",
-        "preparation_starts_on": f"{year}-06-01",
+        "preparation_starts_on": f"{year}-07-01",
         "preparation_ends_on": f"{year}-08-31",
         "active_migration_starts_on": f"{year}-09-01",
         "active_migration_ends_on": f"{year}-10-31",
