@@ -36,7 +36,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import User
+from accounts.models import LoginCode, User
 from accounts.services import (
     login_code_clean,
     login_code_request,
@@ -125,10 +125,19 @@ def account_merge_codes_request(*, user: User, other_phone: str, ip: str | None)
         try:
             login_code_request(phone=number, ip=ip)
         except ApplicationError as error:
-            if error.code != "resend_too_soon":
+            # Too soon for another SMS: fine while the code sent moments ago
+            # can still be typed, not when it was just used to sign in.
+            if error.code != "resend_too_soon" or not _code_pending(number):
                 raise
     cache.set(_pending_key(user.pk), {"phone": other, "confirmed": []}, MERGE_CONFIRMATION_SECONDS)
     return other
+
+
+def _code_pending(phone: str) -> bool:
+    """Whether the newest sign-in code of `phone` is unused and unexpired."""
+    return LoginCode.objects.filter(
+        phone=phone, is_superseded=False, used_at__isnull=True, expires_at__gt=timezone.now()
+    ).exists()
 
 
 def account_merge_pending(*, user: User) -> dict[str, Any] | None:

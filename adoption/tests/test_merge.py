@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from accounts.merge import HISTORY_FIELDS, account_merge, user_foreign_keys
 from accounts.models import ApiToken, LoginCode, User
-from accounts.tests.factories import code_in, sms_messages
+from accounts.tests.factories import code_in, make_login_code, sms_messages
 from chats.models import ChatMember, MemberRole, Reaction
 from chats.services.chats import chat_read_mark
 from chats.services.content import reaction_toggle
@@ -294,3 +294,17 @@ def test_merge_pages_work_without_javascript(world, client, sms_outbox):
     response = client.post("/profile/merge/confirm/", {"other_code": codes[str(absorbed.phone)]})
     assert response.status_code == 302
     assert User.objects.get(pk=absorbed.pk).is_active is False
+
+
+def test_codes_right_after_signing_in_wait_for_the_resend_delay(world, sms_outbox):
+    kept, absorbed = world.users["teacher"], world.users["parent"]
+    make_login_code(phone=str(kept.phone), used_at=timezone.now())
+    client = APIClient()
+    client.force_authenticate(kept)
+
+    response = _request_codes(client, str(absorbed.phone))
+
+    # The code that signed the person in is used: they are told when to ask again.
+    assert response.status_code == 429
+    assert response.json()["code"] == "resend_too_soon"
+    assert int(response["Retry-After"]) > 0
