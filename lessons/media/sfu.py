@@ -702,8 +702,10 @@ class Room:
         if had_tracks:
             self.negotiation_request_all(exclude=None)
         if not self.peers and not self.is_closed:
-            # Nobody left to record: the file is completed now.
-            self.recording_finish(reason="empty")
+            if reason != "replaced":
+                # Nobody left to record: the file is completed now (a peer
+                # replaced by its own new connection is back at once).
+                self.recording_finish(reason="empty")
             if self._on_empty is not None:
                 self._on_empty(self)
 
