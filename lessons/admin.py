@@ -213,7 +213,18 @@ class ReminderPreferenceAdmin(SuperuserReadOnlyAdmin):
 
 @admin.register(Recording)
 class RecordingAdmin(SuperuserReadOnlyAdmin):
-    list_display = ("occurrence", "status", "started_at", "finished_at")
+    list_display = ("occurrence", "status", "started_at", "finished_at", "duration_seconds", "size")
     list_filter = ("status",)
-    fields = ("occurrence", "status", "file", "started_at", "finished_at", "chat_message")
+    fields = (
+        "occurrence",
+        "status",
+        "file",
+        "started_at",
+        "started_by",
+        "finished_at",
+        "duration_seconds",
+        "size",
+        "chat_message",
+        "call_message",
+    )
     readonly_fields = fields
