@@ -13,7 +13,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from migration import services
 from migration.export import ExportInvalid, export_parse
@@ -249,6 +249,7 @@ class LegacyNoticeAdmin(ScopedModelAdmin):
         failed = list(queryset.filter(status=NoticeStatus.FAILED).values_list("pk", flat=True))
         for notice_id in failed:
             services.legacy_notice_retry(notice_id=notice_id, actor=request_user(request))
-        self.message_user(
-            request, _("%(count)d notices will be sent again.") % {"count": len(failed)}, messages.SUCCESS
-        )
+        message = ngettext(
+            "%(count)d notice will be sent again.", "%(count)d notices will be sent again.", len(failed)
+        ) % {"count": len(failed)}
+        self.message_user(request, message, messages.SUCCESS)

@@ -1,8 +1,18 @@
 from collections.abc import Iterator
 
 import pytest
+from django.utils import translation
 
 from portal.celery import app as celery_app
+
+
+@pytest.fixture(autouse=True)
+def english(settings) -> Iterator[None]:
+    """The messages these tests read are asserted in English (the msgids),
+    so that they hold before and after the Russian catalogue is merged."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import json
 
 import pytest
 from django.core.management import call_command
-from django.utils import translation
-from django.utils.translation import gettext
 
 from accounts.models import User
 from chats.models import Chat, ChatKind, ChatMember, MemberRole, Message, MessageKind
@@ -26,11 +24,6 @@ from migration.tests.factories import (
 )
 from organisations.models import Role
 from organisations.tests.factories import make_member, make_organisation, make_user
-
-
-def _ru(text: str) -> str:
-    with translation.override("ru"):
-        return gettext(text)
 
 
 def _import(data: dict, **kwargs) -> list[dict]:
@@ -98,7 +91,7 @@ def test_a_conversation_becomes_a_group_chat_of_the_organisation_with_roles_hist
         (1, school.teacher.pk, "Добрый вечер!", MessageKind.TEXT),
         (2, None, "Ольга Смирнова: А во сколько собрание?", MessageKind.TEXT),
         (3, school.parent.pk, "Спасибо!", MessageKind.TEXT),
-        (4, None, _ru("This chat was moved here from the old messenger."), MessageKind.SYSTEM),
+        (4, None, "This chat was moved here from the old messenger.", MessageKind.SYSTEM),
     ]
     assert history[0].created_at == datetime.datetime.fromtimestamp(first_date, tz=datetime.UTC)
     assert history[2].created_at == datetime.datetime.fromtimestamp(chat_data["messages"][0]["date"], tz=datetime.UTC)
