@@ -131,6 +131,7 @@ const handlers = {
   "chat.archived"(frame) { left(frame.chat, texts.archived); },
   "chat.left"(frame) { left(frame.chat, texts.left); },
   "chat.joined"(frame) { if (list) listChatJoined(frame.chat); },
+  "bot.answer"(frame) { if (frame.chat === chatId && !isChannel) botAnswer(String(frame.text || "")); },
   "chat.seen"(frame) { if (frame.chat === chatId && !isChannel) seenSoon(); }, // someone read further
   "chat.read"(frame) { // read on another device
     const item = listItem(frame.chat);
@@ -405,6 +406,7 @@ function fill(item, message) {
     item.querySelector(".meta .time").after(" ", edited);
   }
   if (edited) edited.hidden = !message.edited_at;
+  botButtons(item, message.buttons);
   if (!Array.isArray(message.attachments)) return;
   item.querySelector(".files")?.remove();
   if (!message.attachments.length) return;
@@ -425,6 +427,40 @@ function fill(item, message) {
   body.after(files);
 }
 
+// A bot's inline buttons (docs/protocol.md "Bots in chats"): the same plain
+// forms the server renders, one per row; a message without them has none.
+function botButtons(item, rows) {
+  item.querySelector(".bot-buttons")?.remove();
+  const react = item.querySelector("form.reactions");
+  if (!Array.isArray(rows) || !rows.length || !react) return;
+  // ".../messages/<seq>/react/" → ".../messages/<seq>/button/" (the copy of a
+  // <template> has no base URL of its own: resolve against the page's).
+  const reactUrl = new URL(react.getAttribute("action"), location.href);
+  const action = new URL("../button/", reactUrl).pathname, box = element("div", "bot-buttons");
+  rows.forEach((row, rowIndex) => {
+    const rowForm = Object.assign(element("form", "button-row"), { method: "post", action });
+    rowForm.append(Object.assign(element("input"), { type: "hidden", name: "csrfmiddlewaretoken", value: csrfToken() }));
+    row.forEach((button, column) => {
+      const press = Object.assign(element("button"), { type: "submit", name: "button", value: `${rowIndex}:${column}` });
+      press.textContent = button.text;
+      rowForm.append(press);
+    });
+    box.append(rowForm);
+  });
+  item.querySelector(".body").after(box);
+}
+
+// A bot's answer to a button press, shown above the messages (as text).
+function botAnswer(text) {
+  let notice = $("bot-answer");
+  if (!notice) {
+    notice = Object.assign(element("p", "notice"), { id: "bot-answer" });
+    notice.setAttribute("role", "status");
+    log.before(notice);
+  }
+  notice.textContent = text;
+}
+
 // "Message deleted" in place of the text, with nothing to act on.
 function erase(item) {
   let body = item.querySelector(".body");
@@ -432,7 +468,7 @@ function erase(item) {
     body = element("p", "body");
     (item.querySelector("form.poll") || item.querySelector(".meta")).after(body);
   }
-  for (const part of [".files", ".foot", ".quote", "form.poll", "[data-poll-close]", ".edited"]) {
+  for (const part of [".files", ".foot", ".quote", "form.poll", "[data-poll-close]", ".edited", ".bot-buttons"]) {
     item.querySelectorAll(part).forEach((node) => node.remove());
   }
   body.className = "body deleted";
