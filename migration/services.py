@@ -738,6 +738,16 @@ def legacy_follow_ups_pending(*, older_than: datetime.timedelta) -> tuple[list[i
     return notices, invitations
 
 
+def import_runs_stalled(*, older_than: datetime.timedelta) -> list[int]:
+    """Uploads still queued after `older_than`: their task was lost."""
+    from migration.models import ImportRun, ImportStatus
+
+    cutoff = timezone.now() - older_than
+    return list(
+        ImportRun.objects.filter(status=ImportStatus.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True)[:100]
+    )
+
+
 # --- Admin uploads -----------------------------------------------------------
 
 
@@ -816,8 +826,9 @@ def import_run_execute(*, run_id: int) -> None:
         return
     except Exception as error:
         logger.exception("import %s failed", run_id)
+        # What was migrated stays; uploading the export again continues.
         ImportRun.objects.filter(pk=run_id).update(
-            status=ImportStatus.FAILED, error=type(error).__name__, finished_at=timezone.now()
+            status=ImportStatus.FAILED, error=type(error).__name__, finished_at=timezone.now(), content=""
         )
         raise
     ImportRun.objects.filter(pk=run_id).update(

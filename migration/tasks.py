@@ -42,12 +42,16 @@ def import_run_execute(run_id: int) -> None:
 
 @shared_task
 def legacy_notices_resend() -> int:
-    """Celery beat, every five minutes: notices and invitations whose task was
-    lost (a broker outage) are queued again; a notice still in its backoff is
-    left alone (it was touched recently)."""
+    """Celery beat, every five minutes: notices, invitations and admin
+    uploads whose task was lost (a broker outage) are queued again; a notice
+    still in its backoff is left alone (it was touched recently)."""
     notices, invitations = services.legacy_follow_ups_pending(older_than=datetime.timedelta(hours=2))
     for legacy_chat_id in notices:
         legacy_notice_send.delay(legacy_chat_id)
     for legacy_chat_id in invitations:
         invitations_sms_send.delay(legacy_chat_id)
-    return len(notices) + len(invitations)
+    # An upload claims its run before importing, so queuing it twice is harmless.
+    runs = services.import_runs_stalled(older_than=datetime.timedelta(minutes=10))
+    for run_id in runs:
+        import_run_execute.delay(run_id)
+    return len(notices) + len(invitations) + len(runs)

@@ -144,3 +144,34 @@ def test_failed_notices_are_shown_and_sent_again_on_request(
     notice.refresh_from_db()
     assert notice.status == NoticeStatus.PENDING
     assert queued == [notice.legacy_chat_id]
+
+
+def test_an_upload_whose_task_was_lost_is_queued_again(school, monkeypatch):
+    import datetime
+
+    from django.utils import timezone
+
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.import_run_execute, "delay", queued.append)
+    run = ImportRun.objects.create(organisation=school.organisation, total=1)
+    assert tasks.legacy_notices_resend() == 0
+    ImportRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - datetime.timedelta(minutes=11))
+    assert tasks.legacy_notices_resend() == 1
+    assert queued == [run.pk]
+
+
+def test_an_export_that_no_longer_fits_fails_the_run_with_the_reason(school):
+    from migration.services import import_run_execute
+
+    data = dumps(school.export())
+    run = ImportRun.objects.create(organisation=school.organisation, total=1, content=data, is_dry_run=False)
+    school.organisation.inn = "7700000000"
+    school.organisation.save(update_fields=["inn"])
+    import_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == ImportStatus.FAILED
+    assert "no organisation with INN" in run.error
+    assert (run.content, Chat.objects.count()) == ("", 0)
+    # A second worker taking the same task does nothing.
+    import_run_execute(run_id=run.pk)
+    assert ImportRun.objects.get(pk=run.pk).status == ImportStatus.FAILED
