@@ -7,6 +7,10 @@ run: a minimal `websockets` server broadcasting through raw Redis pub/sub
   member's receipt; zero lost, zero duplicated, order kept per chat.
 - chats.throughput: deliveries per second of one server process under a
   saturating load (BENCH_CHATS_THROUGHPUT_SECONDS, 15).
+- chats.daphne_floor (reported): the throughput of the baseline's protocol
+  as a bare ASGI application under daphne (bench/baseline_daphne.py), no
+  Django and no database: what daphne itself allows, as a share of the bare
+  `websockets` baseline. It tells the server's floor from the portal's work.
 - chats.idle_memory: resident memory per idle authenticated socket, with
   BENCH_CHATS_IDLE (2,000) sockets held open past the 5 s idle trap.
 - chats.chaos_lost: BENCH_CHATS_CHAOS_MESSAGES (10,000) messages while Redis
@@ -88,13 +92,8 @@ class Baseline:
     """bench/baseline_ws.py as a child process."""
 
     def __init__(self, world: list[dict[str, Any]], url_of_redis: str) -> None:
-        tokens = {
-            member["token"]: {"user": member["user"], "chats": [chat["id"]]}
-            for chat in world
-            for member in chat["members"]
-        }
         self.tokens_path = BENCH_DIR / "baseline-tokens.json"
-        self.tokens_path.write_text(json.dumps(tokens))
+        baseline_tokens(world, self.tokens_path)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(BENCH_DIR / "baseline-ws.log", "wb")  # noqa: SIM115 - closed in stop()
@@ -124,6 +123,14 @@ class Baseline:
         process_stop(self.process)
         self.log.close()
         self.tokens_path.unlink(missing_ok=True)
+
+
+def baseline_tokens(world: list[dict[str, Any]], path: Any) -> None:
+    """The baselines' token file: {key: {"user": id, "chats": [ids]}}."""
+    tokens = {
+        member["token"]: {"user": member["user"], "chats": [chat["id"]]} for chat in world for member in chat["members"]
+    }
+    path.write_text(json.dumps(tokens))
 
 
 def run_tag() -> str:
@@ -309,7 +316,21 @@ def run() -> list[Result]:
         finally:
             baseline.stop()
         print(_fanout_line("baseline", bare), flush=True)
-        for name, figures in (("daphne", ours), ("baseline", bare)):
+        floor_tokens = BENCH_DIR / "floor-tokens.json"
+        baseline_tokens(world, floor_tokens)
+        floor_environment = {"BASELINE_TOKENS": str(floor_tokens), "BASELINE_REDIS_URL": redis_url(services)}
+        floor_server = Daphne(
+            chats_environment(services, **floor_environment),
+            free_port(),
+            application="bench.baseline_daphne:application",
+        )
+        try:
+            floor = asyncio.run(fanout_and_throughput(floor_server.url, world, floor_server.process.pid, tag + "f"))
+        finally:
+            floor_server.stop()
+            floor_tokens.unlink(missing_ok=True)
+        print(_fanout_line("floor", floor), flush=True)
+        for name, figures in (("daphne", ours), ("baseline", bare), ("floor", floor)):
             throughput = figures["throughput"]
             print(
                 f"  {name:8} throughput: {throughput['rate']:.0f} deliveries/s;"
@@ -352,6 +373,12 @@ def run() -> list[Result]:
     p99 = percentile(ours["fanout"]["latencies"], 0.99) * 1000
     bare_p99 = percentile(bare["fanout"]["latencies"], 0.99) * 1000
     rate, bare_rate = ours["throughput"]["rate"], bare["throughput"]["rate"]
+    floor_rate = floor["throughput"]["rate"]
+    print(
+        f"  daphne's own floor: a bare ASGI app under daphne delivers {floor_rate / bare_rate:.2f} x the baseline;"
+        f" the portal delivers {rate / floor_rate:.2f} x that floor",
+        flush=True,
+    )
     memory, bare_memory = ours_idle["per_connection_kb"], bare_idle["per_connection_kb"]
     idle_ok = ours_idle["open"] == bare_idle["open"] == len(accounts)
     if not idle_ok:
@@ -359,6 +386,7 @@ def run() -> list[Result]:
     return [
         Result("chats.fanout_p99", p99, "ms", bare_p99, "ratio <= 3", fanout_ok and p99 <= 3 * bare_p99),
         Result("chats.throughput", rate, "deliveries/s", bare_rate, "ratio >= 0.3", rate >= 0.3 * bare_rate),
+        Result("chats.daphne_floor", floor_rate, "deliveries/s", bare_rate, "reported", True),
         Result("chats.idle_memory", memory, "KB", bare_memory, "ratio <= 1.5", idle_ok and memory <= 1.5 * bare_memory),
         Result("chats.chaos_lost", chaos["value"], "messages", 0, "= 0", chaos["value"] == 0 and chaos["complete"]),
     ]

@@ -102,12 +102,12 @@ class Services:
 
 
 class Daphne:
-    def __init__(self, environment: dict[str, str], port: int) -> None:
+    def __init__(self, environment: dict[str, str], port: int, application: str = "portal.asgi:application") -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = open(BENCH_DIR / f"daphne-{port}.log", "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "portal.asgi:application"],
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), application],
             cwd=ROOT,
             env=environment,
             stdout=self.log,
