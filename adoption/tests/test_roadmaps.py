@@ -174,3 +174,13 @@ def test_the_course_is_completed_step_by_step_and_counts_in_the_roadmap(client):
     assert body["series"][-1]["shares"]["course_completed"] == 50.0
     page = client.get("/course/").content.decode()
     assert "✓" in page
+
+
+def test_admin_shows_the_figures_to_superusers_only(client, admin_user):
+    country = make_country()
+    weekly_figures_build(week=week_start(activity_day()))
+    client.force_login(admin_user)
+    assert client.get("/admin/adoption/weeklyfigures/").status_code == 200
+    assert client.get("/admin/adoption/roadmap/").status_code == 200
+    client.force_login(country.regional_official)
+    assert client.get("/admin/adoption/weeklyfigures/").status_code in (302, 403)
