@@ -26,7 +26,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -243,6 +243,7 @@ def export_import(
     actor: User | None = None,
     organisation: Organisation | None = None,
     record_eligible: bool = False,
+    peer_ids: Collection[int] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[ChatResult]:
     """Import every conversation of a checked export; returns the report,
@@ -252,7 +253,9 @@ def export_import(
     admin upload checks the administrator's scope with it). A dry run
     changes nothing, except that with `record_eligible` (the admin's dry
     run) the eligible conversations are recorded as due for the adoption
-    figures. `progress(n)` is called after each conversation.
+    figures. `peer_ids`, when given, limits the import to those
+    conversations (e.g. one teacher's own chats). `progress(n)` is called
+    after each conversation.
 
     Raises ExportInvalid when no organisation has the export's INN.
 
@@ -264,6 +267,11 @@ def export_import(
     if found is None or (organisation is not None and found.pk != organisation.pk):
         raise ExportInvalid([(None, "organisation.inn", _("no organisation with INN %(inn)s") % {"inn": export.inn})])
     organisation = found
+    if peer_ids is not None:
+        wanted = set(peer_ids)
+        export = dataclasses.replace(
+            export, conversations=[item for item in export.conversations if item.peer_id in wanted]
+        )
     people = _People(export=export, organisation=organisation)
     bounds = academic_year_bounds(organisation=organisation)
     peer_ids = [conversation.peer_id for conversation in export.conversations]
@@ -316,6 +324,10 @@ def _conversation_import(
     staff_owner = owner if owner is not None and owner.is_active and owner.pk in people.staff_here else None
     reason = conversation_skip_reason(conversation=conversation, export=export, bounds=bounds, staff_owner=staff_owner)
     if reason is not None:
+        if legacy is not None and (record_eligible or not dry_run):
+            # Recorded as due by an earlier dry run, no longer eligible: it
+            # must not count against the organisation's share migrated.
+            LegacyChat.objects.filter(pk=legacy.pk, chat__isnull=True).delete()
         return ChatResult(peer_id=peer_id, status=Status.SKIPPED, reason=reason)
     assert staff_owner is not None
     plan = _plan(conversation=conversation, export=export, people=people, owner=staff_owner)

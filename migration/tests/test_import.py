@@ -299,3 +299,25 @@ def test_a_broker_that_is_down_slows_the_import_once_and_loses_nothing(
     assert len(attempts) == 1
     # The notices wait, pending, for the periodic resend.
     assert list(LegacyNotice.objects.values_list("status", flat=True)) == [NoticeStatus.PENDING] * 3
+
+
+def test_only_the_chosen_conversations_are_imported(db, no_follow_ups):
+    school = School()
+    data = school.export(school.chat(2000000001), school.chat(2000000002))
+    results = export_import(export=export_parse(dumps(data)), peer_ids=[2000000002])
+    assert [(result.peer_id, result.status) for result in results] == [(2000000002, "migrated")]
+    assert list(LegacyChat.objects.values_list("peer_id", flat=True)) == [2000000002]
+
+
+def test_a_chat_recorded_as_due_that_is_no_longer_eligible_stops_counting(db, no_follow_ups):
+    from migration.selectors import migration_counts
+
+    school = School()
+    export_import(export=export_parse(dumps(school.export())), dry_run=True, record_eligible=True)
+    assert migration_counts(organisation_ids=[school.organisation.pk]) == {school.organisation.pk: (0, 1)}
+    # The command's dry run changes nothing, not even that record.
+    stale = school.export(school.chat(messages=[message(1, from_id=101, text="…", date=last_year_date())]))
+    export_import(export=export_parse(dumps(stale)), dry_run=True)
+    assert migration_counts(organisation_ids=[school.organisation.pk]) == {school.organisation.pk: (0, 1)}
+    export_import(export=export_parse(dumps(stale)))
+    assert migration_counts(organisation_ids=[school.organisation.pk]) == {school.organisation.pk: (0, 0)}
