@@ -9,11 +9,13 @@ copy it into your app. Three ways to use it:
     params = verify(query_string, secret="...", max_age=300)
 
     # the command line: prints the parameters as JSON, or "rejected: <reason>" (exit status 1)
-    python miniapp_verify.py --secret SECRET --max-age 300 'https://app.example/?app=...&signature=...'
+    python miniapp_verify.py --secret=SECRET --max-age 300 'https://app.example/?app=...&signature=...'
 
     # a tiny mini-app: answers GET /?<launch parameters> with a page greeting
     # the person, or 403 with the reason; each nonce is accepted once
-    python miniapp_verify.py --secret SECRET --serve 8765
+    python miniapp_verify.py --secret=SECRET --serve 8765
+
+(write --secret=SECRET with "=": a secret may begin with "-").
 """
 
 import argparse

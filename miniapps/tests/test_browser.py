@@ -33,7 +33,7 @@ class VerifierApp:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.process = subprocess.Popen(
-            [sys.executable, str(VERIFIER), "--secret", secret, "--max-age", "300", "--serve", str(self.port)],
+            [sys.executable, str(VERIFIER), "--secret=" + secret, "--max-age", "300", "--serve", str(self.port)],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

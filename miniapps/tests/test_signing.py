@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 
 from miniapps import services, signing
+from miniapps.models import MiniApp
 from miniapps.tests.factories import make_app
 from organisations.models import Role
 from organisations.tests.factories import make_school_with_class
@@ -24,7 +25,7 @@ NOW = 1_800_000_000
 
 def run_verifier(url: str, *, secret: str, now: float, max_age: int = 300) -> tuple[int, str]:
     completed = subprocess.run(
-        [sys.executable, str(VERIFIER), "--secret", secret, "--max-age", str(max_age), "--now", str(now), url],
+        [sys.executable, str(VERIFIER), "--secret=" + secret, "--max-age", str(max_age), "--now", str(now), url],
         capture_output=True,
         text=True,
         timeout=60,
@@ -175,3 +176,13 @@ def test_the_expiry_the_portal_signed_is_enforced_even_with_a_lax_app_setting(la
     _world, app, launch = launched
 
     assert run_verifier(launch.url, secret=app.secret, now=NOW + 301, max_age=3600) == (1, "rejected: expired")
+
+
+def test_a_secret_beginning_with_a_dash_works_on_the_verifiers_command_line():
+    world = make_school_with_class(students=1)
+    app = make_app(slug="dash", audience=(Role.STUDENT,))
+    MiniApp.objects.filter(pk=app.pk).update(secret="-starts-with-a-dash-0123456789abcdefghijklmno")
+    app.refresh_from_db()
+    launch = services.miniapp_launch(user=world.student, slug="dash", now=NOW)
+
+    assert run_verifier(launch.url, secret=app.secret, now=NOW)[0] == 0
