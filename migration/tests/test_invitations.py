@@ -107,3 +107,26 @@ def test_a_child_in_safe_mode_who_is_not_a_contact_of_the_owner_cannot_join(migr
 def test_an_unknown_token_is_404(migrated, client):
     client.force_login(make_user())
     assert client.get(reverse("migration:invitation", args=["0" * 48])).status_code == 404
+
+
+def test_a_parent_without_an_account_registers_from_the_link_joins_and_reads_the_history(
+    migrated, sms_outbox, client
+):
+    from accounts.tests.factories import code_in
+
+    link = _link(sms_outbox)
+    to_login = client.get(link)
+    assert to_login["Location"] == reverse("accounts:login") + "?next=" + link
+    client.post(reverse("accounts:login"), {"action": "phone", "phone": migrated.new_parent_phone, "next": link})
+    login_sms = sms_messages(sms_outbox)[-1]
+    assert login_sms["to"] == migrated.new_parent_phone
+    signed_in = client.post(
+        reverse("accounts:login"), {"action": "code", "code": code_in(login_sms["text"]), "next": link}
+    )
+    assert signed_in["Location"] == link
+
+    joined = client.post(link)
+    assert joined["Location"] == reverse("chats:detail", args=[migrated.chat_id])
+    page = client.get(joined["Location"]).content.decode()
+    first, second = page.index("Добрый вечер!"), page.index("Спасибо!")
+    assert first < second
