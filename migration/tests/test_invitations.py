@@ -109,9 +109,7 @@ def test_an_unknown_token_is_404(migrated, client):
     assert client.get(reverse("migration:invitation", args=["0" * 48])).status_code == 404
 
 
-def test_a_parent_without_an_account_registers_from_the_link_joins_and_reads_the_history(
-    migrated, sms_outbox, client
-):
+def test_a_parent_without_an_account_registers_from_the_link_joins_and_reads_the_history(migrated, sms_outbox, client):
     from accounts.tests.factories import code_in
 
     link = _link(sms_outbox)
