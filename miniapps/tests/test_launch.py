@@ -1,12 +1,15 @@
 """Who may launch a mini-app, the launch page (sandboxed iframe, CSP for the
 app's origin only), the REST launch, and the registry's checks."""
 
+import io
 from urllib.parse import urlsplit
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import translation
+from PIL import Image
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -323,3 +326,48 @@ def test_a_missing_app_raises_not_found_for_the_service():
     world = make_school_with_class(students=0)
     with pytest.raises(NotFound):
         services.miniapp_launch(user=world.teacher, slug="nothing")
+
+
+def test_admin_accepts_an_image_icon_and_refuses_anything_else(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    client = client_for(User.objects.create_superuser("+79990005557"))
+    form = {
+        "name": "Награды",
+        "url": "https://awards.example.org/",
+        "audience": ["student"],
+        "position": "1",
+        "max_launch_age_seconds": "300",
+    }
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 40), "#0b57a4").save(buffer, "PNG")
+    png = buffer.getvalue()
+
+    refused = client.post(
+        "/admin/miniapps/miniapp/add/",
+        {**form, "slug": "fake", "icon": SimpleUploadedFile("icon.png", b"<script>alert(1)</script>")},
+    )
+    accepted = client.post(
+        "/admin/miniapps/miniapp/add/", {**form, "slug": "awards", "icon": SimpleUploadedFile("icon.png", png)}
+    )
+
+    assert refused.status_code == 200 and "icon" in refused.context["adminform"].form.errors
+    assert not MiniApp.objects.filter(slug="fake").exists()
+    assert accepted.status_code == 302, accepted.context["adminform"].form.errors
+    app = MiniApp.objects.get(slug="awards")
+    assert app.icon.name.startswith("miniapps/icons/")
+    assert client.get("/api/v1/miniapps/").status_code == 200
+
+
+def test_admin_action_rotates_the_secret_and_shows_the_new_one_once():
+    client = client_for(User.objects.create_superuser("+79990005558"))
+    app = make_app(slug="awards")
+    old = app.secret
+
+    response = client.post(
+        "/admin/miniapps/miniapp/", {"action": "rotate_secret", "_selected_action": [app.pk]}, follow=True
+    )
+
+    app.refresh_from_db()
+    assert app.secret != old
+    assert app.secret in response.content.decode()
+    assert app.secret not in client.get("/admin/miniapps/miniapp/").content.decode()
