@@ -15,10 +15,13 @@ statements per chat rather than one service call per message.
 
 Chats' own services add people one by one with the checks of a person acting
 in the UI; the import writes chats' rows directly, with the same rules
-applied in bulk: a child in safe mode is added only when the owner is their
-contact (organisations.selectors.contacts_filter, the one contact rule), and
-someone who belongs to other organisations only is refused. Refused members
-are listed in the report and never added."""
+applied in bulk: a child in safe mode (a student of another organisation,
+say) is added only when the owner is their contact
+(organisations.selectors.contacts_filter, the one contact rule that
+contact_is_allowed also applies). Adults are added wherever their
+memberships are: they were in the old chat, and a parent's link to this
+school is often not in the directory yet. Refused members are listed in the
+report and never added."""
 
 import dataclasses
 import datetime
@@ -61,7 +64,6 @@ REASON_OTHER_ORGANISATION = gettext_noop("already migrated by another organisati
 REFUSED_NO_PHONE = gettext_noop("no phone number to match or invite")
 REFUSED_BLOCKED = gettext_noop("the account is blocked")
 REFUSED_CONTACT = gettext_noop("a child in safe mode who does not count the owner as a contact")
-REFUSED_OTHER_ORGANISATION = gettext_noop("a member of other organisations only")
 
 QUERY_CHUNK = 900
 INVITATION_TOKEN_BYTES = 24
@@ -112,7 +114,8 @@ class _Plan:
 
 class _People:
     """The accounts of the export's profiles, looked up once for the whole
-    export: by phone number, with their organisations."""
+    export: by phone number, and which of them are staff of the
+    organisation (who may own a migrated chat)."""
 
     def __init__(self, *, export: Export, organisation: Organisation) -> None:
         self.organisation = organisation
@@ -122,19 +125,18 @@ class _People:
         for start in range(0, len(phones), QUERY_CHUNK):
             for user in User.objects.filter(phone__in=phones[start : start + QUERY_CHUNK]):
                 self.users[by_phone[str(user.phone)]] = user
-        self.organisations: dict[int, set[int]] = {}
         self.staff_here: set[int] = set()
         user_ids = [user.pk for user in self.users.values()]
         for start in range(0, len(user_ids), QUERY_CHUNK):
-            rows = (
+            self.staff_here |= set(
                 Membership.objects.active()
-                .filter(user_id__in=user_ids[start : start + QUERY_CHUNK])
-                .values_list("user_id", "organisation_id", "role")
+                .filter(
+                    user_id__in=user_ids[start : start + QUERY_CHUNK],
+                    organisation=organisation,
+                    role__in=SCHOOL_STAFF_ROLES,
+                )
+                .values_list("user_id", flat=True)
             )
-            for user_id, organisation_id, role in rows:
-                self.organisations.setdefault(user_id, set()).add(organisation_id)
-                if organisation_id == organisation.pk and role in SCHOOL_STAFF_ROLES:
-                    self.staff_here.add(user_id)
 
     @staticmethod
     def contacts_among(*, owner: User, children: list[User]) -> set[int]:
@@ -209,10 +211,6 @@ def _plan(*, conversation: Conversation, export: Export, people: _People, owner:
             reason = REFUSED_BLOCKED
         elif user.is_safe_mode and user.pk not in contacts:
             reason = REFUSED_CONTACT
-        if reason is None and user is not None:
-            organisations = people.organisations.get(user.pk, set())
-            if organisations and people.organisation.pk not in organisations:
-                reason = REFUSED_OTHER_ORGANISATION
         if reason is not None:
             plan.refused.append({"member_id": profile.id, "reason": reason})
             continue

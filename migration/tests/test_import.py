@@ -194,32 +194,45 @@ def test_inactive_and_empty_conversations_are_skipped_with_the_reason(db, no_fol
     assert _state() == before
 
 
-def test_members_of_other_organisations_and_children_who_are_not_contacts_are_refused_never_added(db, no_follow_ups):
+def test_members_of_other_organisations_follow_the_contact_rule_and_refused_ones_are_never_added(db, no_follow_ups):
     school = School()
     elsewhere = make_organisation()
-    stranger = make_member(organisation=elsewhere, role=Role.PARENT)
+    parent_elsewhere = make_member(organisation=elsewhere, role=Role.PARENT)
     other_child = make_member(organisation=elsewhere, role=Role.STUDENT)
     own_child = make_member(organisation=school.organisation, role=Role.STUDENT)
     newcomer = make_user()  # an account with no organisation yet
+    blocked = make_user(is_active=False)
     profiles = [
         *school.profiles(),
-        profile(104, phone=str(stranger.phone)),
+        profile(104, phone=str(parent_elsewhere.phone)),
         profile(105, phone=str(other_child.phone), role="student"),
         profile(106, phone=str(own_child.phone), role="student"),
         profile(107, phone=None),
         profile(108, phone=str(newcomer.phone)),
+        profile(109, phone=str(blocked.phone)),
     ]
-    chat_data = school.chat(member_ids=[102, 103, 104, 105, 106, 107, 108])
+    chat_data = school.chat(
+        member_ids=[102, 103, 104, 105, 106, 107, 108, 109],
+        messages=[message(1, from_id=105, text="Привет!"), message(2, from_id=101, text="Добрый день.")],
+    )
     [line] = _import(school.export(chat_data, profiles=profiles))
     assert line["refused"] == [
-        {"member_id": 104, "reason": "a member of other organisations only"},
         {"member_id": 105, "reason": "a child in safe mode who does not count the owner as a contact"},
         {"member_id": 107, "reason": "no phone number to match or invite"},
+        {"member_id": 109, "reason": "the account is blocked"},
     ]
     members = set(ChatMember.objects.filter(chat_id=line["chat_id"]).values_list("user_id", flat=True))
-    assert members == {school.teacher.pk, school.parent.pk, own_child.pk, newcomer.pk}
+    # A parent registered at another school is an adult: the contact rule
+    # lets them in; the child of the other school is not the teacher's contact.
+    assert members == {school.teacher.pk, school.parent.pk, parent_elsewhere.pk, own_child.pk, newcomer.pk}
+    assert line["members"] == 5
     assert list(Invitation.objects.values_list("phone", flat=True)) == [school.new_parent_phone]
     assert LegacyChat.objects.get().members_refused == line["refused"]
+    # The refused child's words stay in the history under their name, not as theirs.
+    assert list(Message.objects.filter(chat_id=line["chat_id"], seq=1).values_list("author", "body")) == [
+        (None, "Анна Петрова105: Привет!")
+    ]
+    assert not Message.objects.filter(author=other_child).exists()
 
 
 def test_a_dry_run_reports_the_same_and_changes_nothing(db, no_follow_ups, tmp_path):
