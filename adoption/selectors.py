@@ -256,8 +256,8 @@ def dashboard_get(
 def _drill_down(*, level: str, region: Region | None, municipality: str, key: str) -> dict[str, str]:
     if level == "country":
         return {"region": key}
-    if level == "region" and region is not None:
-        return {"region": region.code, "municipality": key} if key else {"region": region.code}
+    if level == "region" and region is not None and key:
+        return {"region": region.code, "municipality": key}
     if level == "municipality":
         return {"organisation": key}
     return {}

@@ -5,6 +5,7 @@ the server-drawn charts (issue 6 parts 4 and 5)."""
 import csv
 import datetime
 import io
+import re
 
 import pytest
 from django.utils import timezone
@@ -251,6 +252,9 @@ def test_dashboard_page_draws_charts_without_javascript(country, client, setting
     page = response.content.decode()
     assert response.status_code == 200
     assert page.count("<svg") == 5
+    # Coordinates keep a decimal point in the Russian locale too.
+    assert 'y1="132.0"' in page
+    assert not re.search(r'(?:x|y|x1|x2|y1|y2|cx|cy)="[0-9]+,[0-9]', page)
     assert "<script" not in page
     assert "Химки" in page
     assert "export.csv?region=50" in page
