@@ -30,10 +30,12 @@ class RoadmapForm(forms.Form):
         super().__init__(*args, **kwargs)
         for kind, label in StageKind.choices:
             self.fields[kind + "_starts_on"] = forms.DateField(
-                label=_("%(stage)s: from") % {"stage": label}, widget=forms.DateInput(attrs={"type": "date"})
+                label=_("%(stage)s: from") % {"stage": label},
+                widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
             )
             self.fields[kind + "_ends_on"] = forms.DateField(
-                label=_("%(stage)s: until") % {"stage": label}, widget=forms.DateInput(attrs={"type": "date"})
+                label=_("%(stage)s: until") % {"stage": label},
+                widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
             )
 
     def stage_fields(self) -> list[tuple[str, forms.BoundField, forms.BoundField]]:

@@ -126,6 +126,8 @@ def test_roadmap_page_edits_without_javascript(client):
     page = client.get("/adoption/roadmaps/50/")
     assert page.status_code == 200
     assert 'name="target_educators_writing"' in page.content.decode()
+    # Date pickers need ISO dates whatever the language of the page.
+    assert f'name="preparation_starts_on" value="{year}-07-01"' in page.content.decode()
     data = {
         "target_educators_writing": "75",
         "target_families_reading": "35",
