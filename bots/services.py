@@ -152,6 +152,8 @@ def bot_start(*, user: User, bot: Bot) -> Chat:
     organisation). A refusal stores nothing."""
     if not bot.is_active or not user.is_active:
         raise NotFound()
+    # "/start" is a message like any other: it counts towards the person's budget.
+    chat_messages.message_send_rate_check(user=user)
     if user.is_safe_mode and not bot_contact_is_allowed(organisation_id=bot.organisation_id, child=user):
         raise PermissionDenied(_("This bot is not available to students of your school."), code="contact_not_allowed")
     if not selectors.user_may_start(user=user, bot=bot):
@@ -744,6 +746,16 @@ def webhook_deliveries_sweep(*, now: datetime.datetime | None = None) -> int:
         for pk in due:
             _on_commit_enqueue("webhook_deliver", pk)
     return len(due)
+
+
+def updates_purge(*, now: datetime.datetime | None = None) -> int:
+    """Celery beat, hourly: forget updates confirmed more than
+    BOT_UPDATES_KEEP_DAYS (7) days ago, with their deliveries. Returns how
+    many."""
+    now = now or timezone.now()
+    keep = datetime.timedelta(days=int(getattr(settings, "BOT_UPDATES_KEEP_DAYS", 7)))
+    deleted, _by_model = Update.objects.filter(confirmed_at__lt=now - keep).delete()
+    return deleted
 
 
 # --- Built-in bots ------------------------------------------------------------------------------------------------

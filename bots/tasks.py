@@ -22,3 +22,9 @@ def builtin_update_process(update_pk: int) -> bool:
 def webhook_deliveries_sweep() -> int:
     """Celery beat, every minute: deliveries whose attempt is overdue."""
     return services.webhook_deliveries_sweep()
+
+
+@shared_task
+def updates_purge() -> int:
+    """Celery beat, hourly: updates confirmed long ago."""
+    return services.updates_purge()

@@ -167,6 +167,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "homework-reminders-send": {"task": "miniapps.tasks.homework_reminders_send", "schedule": 600.0},
     "legacy-notices-resend": {"task": "migration.tasks.legacy_notices_resend", "schedule": 300.0},
     "bot-webhook-deliveries-sweep": {"task": "bots.tasks.webhook_deliveries_sweep", "schedule": 60.0},
+    "bot-updates-purge": {"task": "bots.tasks.updates_purge", "schedule": 3600.0},
     "channel-subscriptions-resync": {
         "task": "chats.tasks_channels.channel_subscriptions_resync",
         "schedule": 86400.0,
