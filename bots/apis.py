@@ -6,6 +6,7 @@ answers are the result itself, refusals the portal's usual
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
@@ -54,6 +55,18 @@ class BotApi(APIView):
         # A long poll's second look (after waking) is the same call.
         if not getattr(request._request, "_bots_second_look", False):
             services.bot_api_rate_check(bot=bot_of(request))
+        # Refused before it is read: a legitimate call is a few kilobytes.
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = int(getattr(settings, "BOT_API_MAX_BODY_BYTES", 64 * 1024))
+        if length > limit:
+            raise ApplicationError(
+                _("The request body may have at most %(limit)d bytes.") % {"limit": limit},
+                code="body_too_large",
+                extra={"field": "body"},
+            )
 
 
 # --- Shapes (for the schema) --------------------------------------------------------------------------------------

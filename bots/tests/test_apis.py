@@ -520,3 +520,15 @@ def test_a_group_chat_bot_sends_to_the_group():
 
     assert response.status_code == 200
     assert response.json()["chat"] == {"id": chat.pk, "type": "group", "title": chat.title}
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(started):
+    _world, bot, token, chat = started
+    body = '{"chat_id": %d, "text": "%s"}' % (chat.pk, "я" * 40000)
+
+    response = bot_client(token).post("/api/v1/bot/sendMessage/", data=body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "body_too_large"
+    assert response.json()["field"] == "body"
+    assert Message.objects.filter(author=bot.user).count() == 0
