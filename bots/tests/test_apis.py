@@ -1,6 +1,7 @@
 """The Bot API over HTTP: tokens, updates, sending and editing, buttons,
 webhook settings, rate limits and bad input."""
 
+import json
 import threading
 
 import pytest
@@ -524,7 +525,7 @@ def test_a_group_chat_bot_sends_to_the_group():
 
 def test_an_oversized_body_is_refused_before_it_is_read(started):
     _world, bot, token, chat = started
-    body = '{"chat_id": %d, "text": "%s"}' % (chat.pk, "я" * 40000)
+    body = json.dumps({"chat_id": chat.pk, "text": "я" * 40000}, ensure_ascii=False)
 
     response = bot_client(token).post("/api/v1/bot/sendMessage/", data=body, content_type="application/json")
 
