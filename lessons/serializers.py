@@ -20,6 +20,8 @@ from lessons.models import (
     Participant,
     ParticipantRole,
     ParticipantStatus,
+    Recording,
+    RecordingStatus,
 )
 from lessons.texts import notification_text
 
@@ -112,6 +114,8 @@ def join_status_payload(verdict: selectors.JoinVerdict, participant: Participant
         },
         "occurrence": occurrence_payload(verdict.occurrence),
         "participant": participant_payload(participant),
+        "is_being_recorded": verdict.occurrence is not None
+        and Recording.objects.filter(occurrence=verdict.occurrence, status=RecordingStatus.RECORDING).exists(),
     }
 
 
@@ -247,6 +251,9 @@ class JoinStatusSerializer(serializers.Serializer):
     meeting = JoinMeetingSerializer()
     occurrence = OccurrenceSerializer(allow_null=True)
     participant = ParticipantSerializer(allow_null=True, help_text="One's own place: waiting, admitted, denied.")
+    is_being_recorded = serializers.BooleanField(
+        help_text="A host is recording the call of this sitting now (tell those waiting in the lobby)."
+    )
 
 
 @extend_schema_serializer(component_name="MeetingLink")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 from django.utils import timezone, translation
+from rest_framework.test import APIClient
 
 from chats.models import Attachment, Chat, ChatKind, Message
 from chats.services.sync import chats_sync
@@ -213,3 +214,24 @@ def test_the_call_page_has_the_recording_banner_and_only_the_host_the_button(med
     assert 'id="toggle-recording"' not in pages["host_not_allowed"]
     assert 'data-recording-allowed="true"' in pages["student"]
     assert 'data-recording-allowed="false"' in pages["host_not_allowed"]
+
+
+def test_the_join_status_says_whether_the_sitting_is_being_recorded(media_root):
+    world = make_lesson_world(students=1)
+    meeting = make_meeting(world=world, starts_at=in_minutes(-5), is_recording_enabled=True, lobby_for_everyone=True)
+    client = APIClient()
+    client.force_authenticate(world.student)
+    client.post(f"/api/v1/meetings/{meeting.pk}/join/")
+
+    before = client.get(f"/api/v1/meetings/{meeting.pk}/join/").json()
+    recording = recording_of(meeting, media_root)
+    during = client.get(f"/api/v1/meetings/{meeting.pk}/join/").json()
+    finished(recording)
+    after = client.get(f"/api/v1/meetings/{meeting.pk}/join/").json()
+
+    assert during["participant"]["status"] == "waiting"
+    assert (before["is_being_recorded"], during["is_being_recorded"], after["is_being_recorded"]) == (
+        False,
+        True,
+        False,
+    )

@@ -36,7 +36,9 @@ if (room && room.dataset.status === "waiting" && room.dataset.statusUrl) {
   every(POLL_MS, async () => {
     const answer = await readJson(room.dataset.statusUrl);
     const status = answer.participant ? answer.participant.status : null;
-    if (answer.failed || status !== "waiting") {
+    // Also when a host started or stopped recording: the page says so.
+    const recordingChanged = Boolean(answer.is_being_recorded) !== (room.dataset.recording === "on");
+    if (answer.failed || status !== "waiting" || recordingChanged) {
       window.location.reload();
       return true;
     }
