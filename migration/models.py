@@ -12,10 +12,11 @@ from common.models import TimeStampedModel
 class LegacyChat(TimeStampedModel):
     """One conversation of the old messenger (its `peer_id` is unique there).
 
-    A row without `chat` is an eligible conversation seen in a dry run
-    uploaded in admin and not migrated yet: it counts towards the
-    organisation's "eligible chats" on the adoption dashboard. Once migrated,
-    `chat` is the new group chat and the old one is recorded read-only."""
+    A row without `migrated_at` is an eligible conversation seen in a dry
+    run uploaded in admin and not migrated yet: it counts towards the
+    organisation's "eligible chats" on the adoption dashboard. Once
+    migrated, `chat` is the new group chat (until someone deletes it) and
+    the old one is recorded read-only."""
 
     organisation = models.ForeignKey(
         "organisations.Organisation",

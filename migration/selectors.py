@@ -14,8 +14,9 @@ def migration_counts(*, organisation_ids: Iterable[int]) -> dict[int, tuple[int,
     """Organisation id -> (chats migrated, eligible chats), in one query.
 
     Eligible chats are the old conversations known to qualify (migrated, or
-    seen in a dry run uploaded in admin and not migrated yet); organisations
-    with none map to (0, 0)."""
+    seen in a dry run uploaded in admin and not migrated yet); a migrated
+    chat counts as migrated even if it was deleted since. Organisations with
+    none map to (0, 0)."""
     ids = list(dict.fromkeys(int(pk) for pk in organisation_ids))
     counts = dict.fromkeys(ids, (0, 0))
     if not ids:
@@ -23,7 +24,7 @@ def migration_counts(*, organisation_ids: Iterable[int]) -> dict[int, tuple[int,
     rows = (
         LegacyChat.objects.filter(organisation_id__in=ids)
         .values("organisation_id")
-        .annotate(migrated=Count("id", filter=Q(chat__isnull=False)), eligible=Count("id"))
+        .annotate(migrated=Count("id", filter=Q(migrated_at__isnull=False)), eligible=Count("id"))
         .order_by()
     )
     for row in rows:

@@ -272,10 +272,10 @@ def export_import(
         )
     people = _People(export=export, organisation=organisation)
     bounds = academic_year_bounds(organisation=organisation)
-    peer_ids = [conversation.peer_id for conversation in export.conversations]
+    conversation_ids = [conversation.peer_id for conversation in export.conversations]
     existing: dict[int, LegacyChat] = {}
-    for start in range(0, len(peer_ids), QUERY_CHUNK):
-        for legacy in LegacyChat.objects.filter(peer_id__in=peer_ids[start : start + QUERY_CHUNK]):
+    for start in range(0, len(conversation_ids), QUERY_CHUNK):
+        for legacy in LegacyChat.objects.filter(peer_id__in=conversation_ids[start : start + QUERY_CHUNK]):
             existing[legacy.peer_id] = legacy
     results: list[ChatResult] = []
     follow_ups = _FollowUps()
@@ -315,7 +315,9 @@ def _conversation_import(
     peer_id = conversation.peer_id
     if legacy is not None and legacy.organisation_id != organisation.pk:
         return ChatResult(peer_id=peer_id, status=Status.SKIPPED, reason=REASON_OTHER_ORGANISATION)
-    if legacy is not None and legacy.chat_id is not None:
+    if legacy is not None and legacy.migrated_at is not None:
+        # Migrated before (its chat may since have been deleted by a
+        # moderator: that is not undone either).
         return ChatResult(peer_id=peer_id, status=Status.UNCHANGED, chat_id=legacy.chat_id)
     owner_profile = export.profiles[conversation.owner_id]
     owner = people.users.get(owner_profile.id)
@@ -325,7 +327,7 @@ def _conversation_import(
         if legacy is not None and (record_eligible or not dry_run):
             # Recorded as due by an earlier dry run, no longer eligible: it
             # must not count against the organisation's share migrated.
-            LegacyChat.objects.filter(pk=legacy.pk, chat__isnull=True).delete()
+            LegacyChat.objects.filter(pk=legacy.pk, migrated_at__isnull=True).delete()
         return ChatResult(peer_id=peer_id, status=Status.SKIPPED, reason=reason)
     assert staff_owner is not None
     plan = _plan(conversation=conversation, export=export, people=people, owner=staff_owner)
@@ -385,7 +387,7 @@ def _migrate(
             legacy = LegacyChat.objects.select_for_update().get(peer_id=conversation.peer_id)
         if legacy.organisation_id != organisation.pk:
             raise _AlreadyMigrated(status=Status.SKIPPED, reason=REASON_OTHER_ORGANISATION, chat_id=None)
-        if legacy.chat_id is not None:
+        if legacy.migrated_at is not None:
             raise _AlreadyMigrated(status=Status.UNCHANGED, reason=None, chat_id=legacy.chat_id)
         messages = _messages_build(conversation=conversation, export=export, plan=plan)
         chat = Chat.objects.create(

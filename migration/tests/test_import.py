@@ -334,3 +334,15 @@ def test_a_chat_recorded_as_due_that_is_no_longer_eligible_stops_counting(db, no
     assert migration_counts(organisation_ids=[school.organisation.pk]) == {school.organisation.pk: (0, 1)}
     export_import(export=export_parse(dumps(stale)))
     assert migration_counts(organisation_ids=[school.organisation.pk]) == {school.organisation.pk: (0, 0)}
+
+
+def test_a_migrated_chat_deleted_since_is_not_migrated_again(db, no_follow_ups):
+    school = School()
+    data = school.export()
+    [first] = _import(data)
+    Chat.objects.filter(pk=first["chat_id"]).delete()
+    before = _state()
+    [again] = _import(data)
+    assert (again["status"], again["chat_id"]) == ("unchanged", None)
+    assert _state() == before
+    assert LegacyNotice.objects.count() == 1

@@ -1,3 +1,5 @@
+from django.utils import timezone
+
 from migration.models import LegacyChat
 from migration.selectors import migration_counts
 from organisations.tests.factories import make_organisation
@@ -9,7 +11,7 @@ def test_migration_counts_maps_each_organisation_to_migrated_and_eligible_in_one
 
     for peer_id in (2000000001, 2000000002):
         chat = Chat.objects.create(kind=ChatKind.GROUP, title="7Б", organisation=school)
-        LegacyChat.objects.create(organisation=school, peer_id=peer_id, chat=chat)
+        LegacyChat.objects.create(organisation=school, peer_id=peer_id, chat=chat, migrated_at=timezone.now())
     LegacyChat.objects.create(organisation=school, peer_id=2000000003)
     LegacyChat.objects.create(organisation=other, peer_id=2000000004)
 
