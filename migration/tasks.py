@@ -1,4 +1,8 @@
-"""Celery tasks of the migration: thin, idempotent, safe to retry."""
+"""Celery tasks of the migration: thin, idempotent, safe to retry.
+
+Beat schedule (portal/settings/base.py CELERY_BEAT_SCHEDULE):
+- migration.tasks.legacy_notices_resend: every 300 s
+"""
 
 import datetime
 
