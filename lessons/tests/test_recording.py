@@ -121,6 +121,7 @@ async def test_host_records_everyone_is_told_and_the_file_goes_to_the_class_chat
     assert contents["video_frames"] >= 60
     assert contents["starts_with_keyframe"] is True
     assert contents["audio_frames"] > 50
+    assert contents["audio_peak"] > 1000
     # Every socket passed the worker's report on; the posting was enqueued once.
     assert enqueued.count(("post", recording_id)) == 1
 

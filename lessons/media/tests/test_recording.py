@@ -2,6 +2,7 @@
 file without re-encoding, everyone's Opus is mixed into one track, the file
 starts at a keyframe, and closing the room completes the file."""
 
+import array
 import json
 from pathlib import Path
 
@@ -33,9 +34,17 @@ def webm_contents(path: Path) -> dict:
         first_is_keyframe = first_video.is_keyframe if first_video is not None else None
     with av.open(str(path)) as container:
         video_frames = sum(1 for _frame in container.decode(video=0))
+    audio_frames = 0
+    audio_peak = 0
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
     with av.open(str(path)) as container:
-        audio_frames = sum(1 for _frame in container.decode(audio=0))
+        for frame in container.decode(audio=0):
+            audio_frames += 1
+            for converted in resampler.resample(frame):
+                samples = array.array("h", bytes(converted.planes[0])[: converted.samples * 2])
+                audio_peak = max(audio_peak, max((abs(sample) for sample in samples), default=0))
     return {
+        "audio_peak": audio_peak,
         "streams": streams,
         "video_frames": video_frames,
         "audio_frames": audio_frames,
@@ -101,6 +110,8 @@ async def test_recording_muxes_the_hosts_video_without_encoding_and_mixes_audio(
     assert contents["video_frames"] >= 60
     assert contents["starts_with_keyframe"] is True
     assert contents["audio_frames"] > 40
+    # The tones the two participants send are heard (not the mixer's silence).
+    assert contents["audio_peak"] > 1000
     # Only one VP8 encoder encoded (the teacher's own, sending): the worker
     # re-encoded nothing for the file.
     assert len(set(encoded_by_worker)) <= 1
