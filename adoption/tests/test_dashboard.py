@@ -66,6 +66,8 @@ def _legacy_chat(organisation, peer_id, chat):
         values["chat"] = chat
     elif chat is not None:
         values["chat"] = Chat.objects.create(kind=ChatKind.GROUP, title=str(peer_id), organisation=organisation)
+    if "migrated_at" in fields and chat is not None:
+        values["migrated_at"] = timezone.now()
     if "title" in fields:
         values["title"] = "Чат " + str(peer_id)
     return LegacyChat.objects.create(**values)
