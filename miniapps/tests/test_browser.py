@@ -91,6 +91,7 @@ def test_the_showcase_launches_a_mini_app_that_verifies_its_parameters(
     assert page.locator("html").get_attribute("lang") == "ru"
     assert page.locator("#apps li a").all_inner_texts() == ["Проверка запуска"]
     assert page.evaluate(UNLABELLED_CONTROLS) == []
+    page.screenshot(path=str(artifacts_dir / "showcase.png"), full_page=True)
     page.get_by_role("link", name="Проверка запуска").click()
 
     assert page.url == live_daphne.url + "/apps/checker/"
