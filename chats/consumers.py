@@ -20,6 +20,7 @@ from typing import Any, TypeGuard
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.cache import cache
 from django.utils import timezone, translation
@@ -282,6 +283,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # No channel layer: events come through the process's Hub (see the
     # module docstring of common.realtime for why).
     channel_layer_alias = "none: events come from common.realtime"
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' AsyncConsumer.__call__ for a consumer without a channel
+        layer, without its `await_many_dispatch`: for a single source of
+        messages that keeps a task and a future alive per idle socket, and
+        a loop awaiting receive() does the same with neither."""
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its `aclose_old_connections` hop to the
