@@ -313,13 +313,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.held: deque[str] | None = None
         self.holders = 0
         self.turn = asyncio.Lock()
-        self.background: set[asyncio.Future[None]] = set()
+        # Made when first needed: most sockets never use them, and an idle
+        # socket's memory is measured (bench/bench_chats.py).
+        self.background: set[asyncio.Future[None]] | None = None
         self.user: User | None = None
         self.token: str | None = None
         self.chat_ids: set[int] = set()
         self.bucket = FrameBucket()
         self.is_closing = False
-        self.typing_sent: dict[int, float] = {}
+        self.typing_sent: dict[int, float] | None = None
         self.auth_timer: asyncio.Task[None] | None = None
         self.language = scope_language(self.scope)
         await self.accept()
@@ -394,7 +396,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.is_closing = True
         if self.auth_timer is not None:
             self.auth_timer.cancel()
-        for task in self.background:
+        for task in self.background or ():
             task.cancel()
         if self.user is not None:
             topics = [user_group_name(self.user.pk), *(events.chat_group_name(chat_id) for chat_id in self.chat_ids)]
@@ -432,6 +434,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def _in_background(self, work: Callable[[], Awaitable[None]] | None) -> None:
         task = asyncio.ensure_future(self._exclusive(work))
+        if self.background is None:
+            self.background = set()
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
@@ -569,11 +573,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def frame_typing(self, frame: dict[str, Any], ref: Any) -> None:
         chat_id = self._chat_id(frame)
         now = time.monotonic()
-        if now - self.typing_sent.get(chat_id, -TYPING_INTERVAL_SECONDS) < TYPING_INTERVAL_SECONDS:
+        sent = self.typing_sent if self.typing_sent is not None else {}
+        if now - sent.get(chat_id, -TYPING_INTERVAL_SECONDS) < TYPING_INTERVAL_SECONDS:
             return
-        self.typing_sent[chat_id] = now
-        if len(self.typing_sent) > 64:
-            self.typing_sent = {chat_id: now}
+        sent[chat_id] = now
+        self.typing_sent = sent if len(sent) <= 64 else {chat_id: now}
         if not await self._call(chat_id, _typing_allowed, user=self.user):
             return
         user = self.user
