@@ -1,4 +1,5 @@
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -65,7 +66,8 @@ def test_openapi_schema_is_valid_and_lists_every_api_route():
     routes = list(api_routes(get_resolver().url_patterns))
     assert routes, "no API routes found"
     for route in routes:
-        as_openapi = "/" + route.replace("<int:", "{").replace("<str:", "{").replace("<uuid:", "{").replace(">", "}")
+        # <int:chat_id>, <slug:slug>, <token> -> {chat_id}, {slug}, {token}
+        as_openapi = "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)
         assert as_openapi in documented, route + " is not in the OpenAPI schema"
 
 
