@@ -101,6 +101,7 @@ def bot_create(
         audit_record(
             actor=actor, action="bot.create", target=bot, organisation_id=organisation.pk if organisation else None
         )
+        transaction.on_commit(selectors.bot_accounts_forget)
     return bot
 
 
@@ -292,16 +293,20 @@ def message_hook(message: Message) -> None:
     try:
         if message.kind == MessageKind.SYSTEM or message.author_id is None:
             return
-        bot_ids = selectors.chat_bot_ids(message.chat_id)
+        chat = message.chat
+        bot_ids = selectors.chat_bot_ids(chat)
         if not bot_ids:
             return
         bots = list(Bot.objects.filter(pk__in=bot_ids, is_active=True))
         if any(bot.user_id == message.author_id for bot in bots):
             return
-        chat = message.chat
         for bot in bots:
             command = command_parse(message.body, username=bot.username)
             if chat.kind != ChatKind.DIRECT and command is None:
+                continue
+            # A direct chat opened some other way than Start (e.g. from a
+            # shared group) is no way round "only verified staff".
+            if chat.kind == ChatKind.DIRECT and not selectors.user_may_start(user=message.author, bot=bot):
                 continue
             update_create(
                 bot=bot,

@@ -261,6 +261,44 @@ def test_the_hook_costs_no_query_for_a_chat_without_bots(django_capture_on_commi
     assert len(queries) == 0
 
 
+def test_the_hook_costs_no_query_for_a_direct_chat_between_people(django_capture_on_commit_callbacks):
+    from chats.tests.factories import make_direct_chat
+
+    first, second = make_user(), make_user()
+    chat = make_direct_chat(first, second)
+    make_bot()
+    services.message_hook(send(first, chat, "Здравствуйте"))  # the map of bot accounts is built once
+    message = send(second, chat, "Добрый день")
+
+    with CaptureQueriesContext(connection) as queries:
+        services.message_hook(message)
+
+    assert len(queries) == 0
+    assert Update.objects.count() == 0
+
+
+def test_a_direct_chat_with_a_staff_only_bot_opened_another_way_gives_it_nothing(
+    django_capture_on_commit_callbacks,
+):
+    """Someone who shares a group chat with a bot may open a direct chat
+    with its account from the chat; that is no way round "verified staff
+    only"."""
+    from chats.tests.factories import make_direct_chat
+
+    world = make_school_with_class()
+    bot = make_bot(is_staff_only=True)
+    chat = make_direct_chat(world.parent, bot.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        send(world.parent, chat, "/start")
+
+    assert Update.objects.count() == 0
+    teacher = verified_teacher(world.school)
+    teacher_chat = make_direct_chat(teacher, bot.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        send(teacher, teacher_chat, "/start")
+    assert [kind for _id, kind, _payload in updates_of(bot)] == ["command"]
+
+
 def test_the_cache_of_chats_with_bots_is_rebuilt_when_redis_forgot_it(django_capture_on_commit_callbacks):
     world = make_school_with_class()
     bot = make_bot()
@@ -272,7 +310,7 @@ def test_the_cache_of_chats_with_bots_is_rebuilt_when_redis_forgot_it(django_cap
         send(world.parent, chat, "Вы тут?")
 
     assert [payload["text"] for _id, _kind, payload in updates_of(bot)] == ["/start", "Вы тут?"]
-    assert selectors.chat_bot_ids(chat.pk) == [bot.pk]
+    assert selectors.chat_bot_ids(chat) == [bot.pk]
 
 
 def test_a_removed_bot_stops_getting_updates(django_capture_on_commit_callbacks):
@@ -285,7 +323,7 @@ def test_a_removed_bot_stops_getting_updates(django_capture_on_commit_callbacks)
         send(member, chat, "/start")
 
     assert Update.objects.count() == 0
-    assert selectors.chat_bot_ids(chat.pk) == []
+    assert selectors.chat_bot_ids(chat) == []
 
 
 def test_only_a_moderator_adds_a_bot_to_a_group_chat():
