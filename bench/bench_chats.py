@@ -11,6 +11,8 @@ run: a minimal `websockets` server broadcasting through raw Redis pub/sub
   as a bare ASGI application under daphne (bench/baseline_daphne.py), no
   Django and no database: what daphne itself allows, as a share of the bare
   `websockets` baseline. It tells the server's floor from the portal's work.
+- chats.daphne_floor_memory (reported): the same bare application's idle
+  socket, as a share of the baseline's.
 - chats.idle_memory: resident memory per idle authenticated socket, with
   BENCH_CHATS_IDLE (2,000) sockets held open past the 5 s idle trap.
 - chats.chaos_lost: BENCH_CHATS_CHAOS_MESSAGES (10,000) messages while Redis
@@ -131,6 +133,24 @@ def baseline_tokens(world: list[dict[str, Any]], path: Any) -> None:
         member["token"]: {"user": member["user"], "chats": [chat["id"]]} for chat in world for member in chat["members"]
     }
     path.write_text(json.dumps(tokens))
+
+
+class Floor:
+    """bench/baseline_daphne.py under daphne."""
+
+    def __init__(self, services: Services, world: list[dict[str, Any]]) -> None:
+        self.tokens_path = BENCH_DIR / "floor-tokens.json"
+        baseline_tokens(world, self.tokens_path)
+        environment = {"BASELINE_TOKENS": str(self.tokens_path), "BASELINE_REDIS_URL": redis_url(services)}
+        self.server = Daphne(
+            chats_environment(services, **environment), free_port(), application="bench.baseline_daphne:application"
+        )
+        self.url = self.server.url
+        self.process = self.server.process
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.tokens_path.unlink(missing_ok=True)
 
 
 def run_tag() -> str:
@@ -316,19 +336,11 @@ def run() -> list[Result]:
         finally:
             baseline.stop()
         print(_fanout_line("baseline", bare), flush=True)
-        floor_tokens = BENCH_DIR / "floor-tokens.json"
-        baseline_tokens(world, floor_tokens)
-        floor_environment = {"BASELINE_TOKENS": str(floor_tokens), "BASELINE_REDIS_URL": redis_url(services)}
-        floor_server = Daphne(
-            chats_environment(services, **floor_environment),
-            free_port(),
-            application="bench.baseline_daphne:application",
-        )
+        floor_server = Floor(services, world)
         try:
             floor = asyncio.run(fanout_and_throughput(floor_server.url, world, floor_server.process.pid, tag + "f"))
         finally:
             floor_server.stop()
-            floor_tokens.unlink(missing_ok=True)
         print(_fanout_line("floor", floor), flush=True)
         for name, figures in (("daphne", ours), ("baseline", bare), ("floor", floor)):
             throughput = figures["throughput"]
@@ -350,7 +362,12 @@ def run() -> list[Result]:
             bare_idle = asyncio.run(idle_memory(baseline.url, accounts, baseline.process.pid))
         finally:
             baseline.stop()
-        for name, figures in (("daphne", ours_idle), ("baseline", bare_idle)):
+        floor_server = Floor(services, world)
+        try:
+            floor_idle = asyncio.run(idle_memory(floor_server.url, accounts, floor_server.process.pid))
+        finally:
+            floor_server.stop()
+        for name, figures in (("daphne", ours_idle), ("baseline", bare_idle), ("floor", floor_idle)):
             print(
                 f"  {name:8} idle: {len(accounts)} sockets in {figures['connect_seconds']:.1f} s,"
                 f" {figures['open']} open"
@@ -380,6 +397,12 @@ def run() -> list[Result]:
         flush=True,
     )
     memory, bare_memory = ours_idle["per_connection_kb"], bare_idle["per_connection_kb"]
+    floor_memory = floor_idle["per_connection_kb"]
+    print(
+        f"  daphne's own floor: an idle socket of a bare ASGI app under daphne takes {floor_memory / bare_memory:.2f} x"
+        f" the baseline's memory; the portal's {memory / floor_memory:.2f} x that floor",
+        flush=True,
+    )
     idle_ok = ours_idle["open"] == bare_idle["open"] == len(accounts)
     if not idle_ok:
         print("  FAILED: idle sockets were closed (see above)", flush=True)
@@ -387,6 +410,7 @@ def run() -> list[Result]:
         Result("chats.fanout_p99", p99, "ms", bare_p99, "ratio <= 3", fanout_ok and p99 <= 3 * bare_p99),
         Result("chats.throughput", rate, "deliveries/s", bare_rate, "ratio >= 0.3", rate >= 0.3 * bare_rate),
         Result("chats.daphne_floor", floor_rate, "deliveries/s", bare_rate, "reported", True),
+        Result("chats.daphne_floor_memory", floor_memory, "KB", bare_memory, "reported", True),
         Result("chats.idle_memory", memory, "KB", bare_memory, "ratio <= 1.5", idle_ok and memory <= 1.5 * bare_memory),
         Result("chats.chaos_lost", chaos["value"], "messages", 0, "= 0", chaos["value"] == 0 and chaos["complete"]),
     ]

@@ -129,7 +129,9 @@ class SocketAuthMiddleware:
         self.application = application
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope = dict(scope)
+        # The scope is filled in place, not copied as middleware usually
+        # does: daphne makes one per connection and nothing outside this
+        # stack reads it, and a copy would stay alive as long as the socket.
         cookies = handshake_cookies(scope)
         key = token_from_header(scope_header(scope, b"authorization"))
         has_origin = scope_header(scope, b"origin") is not None
