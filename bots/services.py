@@ -297,6 +297,9 @@ def message_hook(message: Message) -> None:
         bot_ids = selectors.chat_bot_ids(chat)
         if not bot_ids:
             return
+        author = message.author
+        if author is None:
+            return
         bots = list(Bot.objects.filter(pk__in=bot_ids, is_active=True))
         if any(bot.user_id == message.author_id for bot in bots):
             return
@@ -306,7 +309,7 @@ def message_hook(message: Message) -> None:
                 continue
             # A direct chat opened some other way than Start (e.g. from a
             # shared group) is no way round "only verified staff".
-            if chat.kind == ChatKind.DIRECT and not selectors.user_may_start(user=message.author, bot=bot):
+            if chat.kind == ChatKind.DIRECT and not selectors.user_may_start(user=author, bot=bot):
                 continue
             update_create(
                 bot=bot,
