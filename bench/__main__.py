@@ -44,7 +44,8 @@ def main(argv: list[str]) -> int:
             f"{result.name:40} {result.value:>12.3f} {result.baseline:>12.3f} {result.unit:8}"
             f" {result.ratio:>8.2f}  {result.goal:16} {'yes' if result.met else 'NO'}"
         )
-    print(f"\nwritten: {path.relative_to(HERE.parent)}")
+    shown = path.relative_to(HERE.parent) if path.is_relative_to(HERE.parent) else path
+    print(f"\nwritten: {shown}")
     return 0
 
 
