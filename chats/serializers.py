@@ -51,6 +51,14 @@ class MessageSerializer(serializers.Serializer):
     edited_at = serializers.DateTimeField(allow_null=True)
     is_deleted = serializers.BooleanField()
     requires_acknowledgement = serializers.BooleanField()
+    buttons = serializers.ListField(
+        child=serializers.ListField(child=serializers.DictField(child=serializers.CharField())),
+        required=False,
+        help_text=(
+            "A bot's inline buttons: rows of {text, callback_data}. Present only on messages that have buttons "
+            '(docs/protocol.md, "Bots in chats").'
+        ),
+    )
 
 
 @extend_schema_serializer(component_name="ChatLastMessage")
