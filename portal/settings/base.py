@@ -237,6 +237,16 @@ CHAT_ATTACHMENT_UPLOAD_RATE = os.environ.get("CHAT_ATTACHMENT_UPLOAD_RATE", "60/
 # token from it is refused for the rest of the window.
 LESSON_LINK_GUESS_RATE = os.environ.get("LESSON_LINK_GUESS_RATE", "20/hour")
 
+# --- Bots: the Bot API's limits and webhook deliveries (docs/bots.md).
+BOT_API_RATE = os.environ.get("BOT_API_RATE", "120/minute")
+BOT_CHAT_SEND_RATE = os.environ.get("BOT_CHAT_SEND_RATE", "20/minute")
+BOT_LONG_POLL_MAX_SECONDS = int(os.environ.get("BOT_LONG_POLL_MAX_SECONDS", "25"))
+BOT_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("BOT_WEBHOOK_MAX_ATTEMPTS", "6"))
+BOT_WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("BOT_WEBHOOK_RETRY_BASE_SECONDS", "10"))
+BOT_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("BOT_WEBHOOK_TIMEOUT_SECONDS", "10"))
+BOT_API_MAX_BODY_BYTES = int(os.environ.get("BOT_API_MAX_BODY_BYTES", str(64 * 1024)))
+BOT_UPDATES_KEEP_DAYS = int(os.environ.get("BOT_UPDATES_KEEP_DAYS", "7"))
+
 # --- Migration from the old messenger (SPEC §9.1): its HTTP API for the
 # notices, and the address of this portal that notices and SMS invitations link to.
 LEGACY_API_URL = os.environ.get("LEGACY_API_URL", "")
