@@ -8,7 +8,6 @@ report can tell the server's floor from the portal's own work.
 """
 
 import asyncio
-import datetime
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -16,7 +15,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bench.baseline_ws import frame_text
+from bench.baseline_ws import frame_text, hello_frame, message_and_ack
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -81,15 +80,7 @@ async def application(scope: dict[str, Any], receive: Callable[[], Awaitable[dic
         hub.listeners[channel].add(send)
     try:
         positions = await hub.redis.mget([f"baseline.seq.{chat_id}" for chat_id in sorted(chats)])
-        hello = {
-            "type": "hello",
-            "user": {"id": account["user"]},
-            "chats": [
-                {"chat": chat_id, "last_seq": int(position or 0)}
-                for chat_id, position in zip(sorted(chats), positions, strict=True)
-            ],
-        }
-        await send({"type": "websocket.send", "text": frame_text(hello)})
+        await send({"type": "websocket.send", "text": hello_frame(account, sorted(chats), positions)})
         while True:
             event = await receive()
             if event["type"] != "websocket.receive":
@@ -108,21 +99,6 @@ async def _send(send: Send, user_id: int, frame: dict[str, Any]) -> None:
     assert hub is not None
     chat_id = frame["chat"]
     seq = await hub.redis.incr(f"baseline.seq.{chat_id}")
-    message = {
-        "chat": chat_id,
-        "seq": seq,
-        "author": {"id": user_id},
-        "client_id": frame.get("client_id"),
-        "body": frame.get("body", ""),
-        "created_at": datetime.datetime.now(datetime.UTC).isoformat(),
-    }
-    await hub.redis.publish(f"baseline.chat.{chat_id}", frame_text({"type": "message", "message": message}))
-    ack = {
-        "type": "ack",
-        "ref": frame.get("ref"),
-        "chat": chat_id,
-        "seq": seq,
-        "client_id": frame.get("client_id"),
-        "status": "sent",
-    }
-    await send({"type": "websocket.send", "text": frame_text(ack)})
+    message, ack = message_and_ack(frame, user_id, seq)
+    await hub.redis.publish(f"baseline.chat.{chat_id}", message)
+    await send({"type": "websocket.send", "text": ack})

@@ -33,6 +33,42 @@ def frame_text(frame: dict[str, Any]) -> str:
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
+def hello_frame(account: dict[str, Any], chats: list[int], positions: list[Any]) -> str:
+    """The "hello" of the protocol subset: the chats and their newest seq."""
+    return frame_text(
+        {
+            "type": "hello",
+            "user": {"id": account["user"]},
+            "chats": [
+                {"chat": chat_id, "last_seq": int(position or 0)}
+                for chat_id, position in zip(chats, positions, strict=True)
+            ],
+        }
+    )
+
+
+def message_and_ack(frame: dict[str, Any], user_id: int, seq: int) -> tuple[str, str]:
+    """A "send" frame's message frame (published) and its "ack"."""
+    chat_id = frame["chat"]
+    message = {
+        "chat": chat_id,
+        "seq": seq,
+        "author": {"id": user_id},
+        "client_id": frame.get("client_id"),
+        "body": frame.get("body", ""),
+        "created_at": datetime.datetime.now(datetime.UTC).isoformat(),
+    }
+    ack = {
+        "type": "ack",
+        "ref": frame.get("ref"),
+        "chat": chat_id,
+        "seq": seq,
+        "client_id": frame.get("client_id"),
+        "status": "sent",
+    }
+    return frame_text({"type": "message", "message": message}), frame_text(ack)
+
+
 class BaselineServer:
     def __init__(self, redis_url: str, tokens: dict[str, dict[str, Any]]) -> None:
         self.tokens = tokens
@@ -72,15 +108,7 @@ class BaselineServer:
             self.listeners[channel].add(socket)
         try:
             positions = await self.redis.mget([f"baseline.seq.{chat_id}" for chat_id in sorted(chats)])
-            hello = {
-                "type": "hello",
-                "user": {"id": account["user"]},
-                "chats": [
-                    {"chat": chat_id, "last_seq": int(position or 0)}
-                    for chat_id, position in zip(sorted(chats), positions, strict=True)
-                ],
-            }
-            await socket.send(frame_text(hello))
+            await socket.send(hello_frame(account, sorted(chats), positions))
             async for raw in socket:
                 frame = json.loads(raw)
                 if frame.get("type") == "send" and frame.get("chat") in chats:
@@ -96,27 +124,9 @@ class BaselineServer:
     async def _send(self, socket: ServerConnection, user_id: int, frame: dict[str, Any]) -> None:
         chat_id = frame["chat"]
         seq = await self.redis.incr(f"baseline.seq.{chat_id}")
-        message = {
-            "chat": chat_id,
-            "seq": seq,
-            "author": {"id": user_id},
-            "client_id": frame.get("client_id"),
-            "body": frame.get("body", ""),
-            "created_at": datetime.datetime.now(datetime.UTC).isoformat(),
-        }
-        await self.redis.publish(f"baseline.chat.{chat_id}", frame_text({"type": "message", "message": message}))
-        await socket.send(
-            frame_text(
-                {
-                    "type": "ack",
-                    "ref": frame.get("ref"),
-                    "chat": chat_id,
-                    "seq": seq,
-                    "client_id": frame.get("client_id"),
-                    "status": "sent",
-                }
-            )
-        )
+        message, ack = message_and_ack(frame, user_id, seq)
+        await self.redis.publish(f"baseline.chat.{chat_id}", message)
+        await socket.send(ack)
 
 
 async def main(port: int, redis_url: str, tokens_path: str) -> None:
