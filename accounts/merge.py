@@ -59,8 +59,18 @@ HISTORY_FIELDS = frozenset({("common.auditevent", "actor"), ("admin.logentry", "
 
 Mover = Callable[..., dict[str, int] | None]
 Finisher = Callable[..., None]
+Check = Callable[..., None]
 _movers: list[Mover] = []
 _finishers: list[Finisher] = []
+_checks: list[Check] = []
+
+
+def merge_check_register(check: Check) -> None:
+    """`check(*, kept, absorbed)` raises ApplicationError when an app cannot
+    let these two accounts merge (a bot's account, say); it runs before
+    anything moves, inside the merge's transaction."""
+    if check not in _checks:
+        _checks.append(check)
 
 
 def merge_mover_register(mover: Mover) -> None:
@@ -236,6 +246,8 @@ def _merge(*, kept: User, absorbed: User) -> User:
                 extra={"field": "other_phone"},
             )
     kept, absorbed = locked[kept.pk], locked[absorbed.pk]
+    for check in _checks:
+        check(kept=kept, absorbed=absorbed)
     # The absorbed account's sessions end first: nothing may act as it while
     # its rows move.
     session_logout_everywhere(user=absorbed)

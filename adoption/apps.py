@@ -7,8 +7,8 @@ class AdoptionConfig(AppConfig):
     verbose_name = _("Roadmaps and adoption")
 
     def ready(self) -> None:
-        from accounts.merge import merge_mover_register
-        from adoption.services import adoption_merge_move, message_hook, read_hook
+        from accounts.merge import merge_check_register, merge_mover_register
+        from adoption.services import adoption_merge_move, bot_accounts_merge_check, message_hook, read_hook
         from chats.extensions import message_hook_register, read_hook_register
 
         # Reading and writing days for the adoption dashboard, counted after
@@ -16,3 +16,4 @@ class AdoptionConfig(AppConfig):
         message_hook_register(message_hook)
         read_hook_register(read_hook)
         merge_mover_register(adoption_merge_move)
+        merge_check_register(bot_accounts_merge_check)

@@ -191,6 +191,20 @@ def adoption_merge_move(*, kept: User, absorbed: User) -> dict[str, int]:
     return folded
 
 
+def bot_accounts_merge_check(*, kept: User, absorbed: User) -> None:
+    """accounts.merge check: a bot's account is the bot (bots.Bot.user), not
+    a person's; re-pointing it would turn a person into the bot. Registered
+    here until the bots app registers it itself."""
+    from bots.models import Bot
+
+    if Bot.objects.filter(user_id__in=[kept.pk, absorbed.pk]).exists():
+        raise ApplicationError(
+            _("The other account cannot be merged."),
+            code="merge_account_unavailable",
+            extra={"field": "other_phone"},
+        )
+
+
 # --- Weekly figures ------------------------------------------------------------------------------------------
 
 

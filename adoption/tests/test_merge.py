@@ -18,6 +18,7 @@ from chats.models import ChatMember, MemberRole, Reaction
 from chats.services.chats import chat_read_mark
 from chats.services.content import reaction_toggle
 from chats.tests.factories import make_direct_chat, send
+from common.errors import ApplicationError
 from common.models import AuditEvent
 from lessons import services as lesson_services
 from lessons.models import AttendanceSession, Participant
@@ -308,3 +309,19 @@ def test_codes_right_after_signing_in_wait_for_the_resend_delay(world, sms_outbo
     assert response.status_code == 429
     assert response.json()["code"] == "resend_too_soon"
     assert int(response["Retry-After"]) > 0
+
+
+def test_a_bots_account_is_never_merged(world):
+    from bots.models import Bot
+
+    kept = world.users["teacher"]
+    bot_account = User.objects.create_user("+79995550011", first_name="Помощник")
+    Bot.objects.create(user=bot_account, username="helper_test_bot", name="Помощник")
+    before = user_rows({kept.pk, bot_account.pk})
+
+    with pytest.raises(ApplicationError) as refusal:
+        account_merge(kept=kept, absorbed=bot_account)
+
+    assert refusal.value.code == "merge_account_unavailable"
+    assert user_rows({kept.pk, bot_account.pk}) == before
+    assert Bot.objects.get(username="helper_test_bot").user_id == bot_account.pk
