@@ -16,13 +16,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from common.api import BAD_REQUEST, NOT_AUTHENTICATED, refusal
+from common.api import BAD_REQUEST, NOT_AUTHENTICATED, NOT_FOUND, refusal
 from miniapps import selectors, services
 from miniapps.models import Homework, Mark, MarkValue, MiniApp, TimetableEntry, Weekday
 
-NOT_FOUND = refusal("No such object, or one the user may not see: both answer alike (code not_found).")
 FORBIDDEN_LAUNCH = refusal("not_in_audience: none of the user's roles is in the app's audience; safe_mode.")
 FORBIDDEN_DIARY = refusal("not_group_teacher: only the class's teachers and the school's administrators enter it.")
+# The refusals of the diary's operations, after the success status: reading a
+# class or a student, removing one item, and adding one to a class.
+DIARY_READ_REFUSALS = {401: NOT_AUTHENTICATED, 404: NOT_FOUND}
+DIARY_DELETE_REFUSALS = {401: NOT_AUTHENTICATED, 403: FORBIDDEN_DIARY, 404: NOT_FOUND}
+DIARY_WRITE_REFUSALS = {400: BAD_REQUEST, **DIARY_DELETE_REFUSALS}
 TAGS_APPS = ["miniapps"]
 TAGS_DIARY = ["diary"]
 
@@ -223,6 +227,19 @@ def mark_payload(mark: Mark) -> dict[str, Any]:
     }
 
 
+def diary_group_input(
+    request: Request, *, group_id: int, serializer_class: type[serializers.Serializer]
+) -> tuple[User, dict[str, Any]]:
+    """The person and the valid input of an addition to a class's diary. The
+    right to enter the diary is checked before the input is read, so that a
+    student or a stranger gets 403/404 rather than field errors."""
+    user = user_of(request)
+    selectors.diary_group_edit_access(user=user, group_id=group_id)
+    data = serializer_class(data=request.data)
+    data.is_valid(raise_exception=True)
+    return user, data.validated_data
+
+
 class TimetableApi(SignedInApi):
     @extend_schema_serializer(component_name="TimetableEntrySet")
     class InputSerializer(serializers.Serializer):
@@ -236,7 +253,7 @@ class TimetableApi(SignedInApi):
         operation_id="diary_timetable_list",
         tags=TAGS_DIARY,
         summary="A class's weekly timetable",
-        responses={200: TimetableEntrySerializer(many=True), 401: NOT_AUTHENTICATED, 404: NOT_FOUND},
+        responses={200: TimetableEntrySerializer(many=True), **DIARY_READ_REFUSALS},
     )
     def get(self, request: Request, group_id: int) -> Response:
         access = selectors.diary_group_access(user=user_of(request), group_id=group_id)
@@ -248,20 +265,11 @@ class TimetableApi(SignedInApi):
         tags=TAGS_DIARY,
         summary="Put a lesson into a timetable slot (replaces the slot's lesson)",
         request=InputSerializer,
-        responses={
-            201: TimetableEntrySerializer,
-            400: BAD_REQUEST,
-            401: NOT_AUTHENTICATED,
-            403: FORBIDDEN_DIARY,
-            404: NOT_FOUND,
-        },
+        responses={201: TimetableEntrySerializer, **DIARY_WRITE_REFUSALS},
     )
     def post(self, request: Request, group_id: int) -> Response:
-        user = user_of(request)
-        selectors.diary_group_edit_access(user=user, group_id=group_id)
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        entry = services.timetable_entry_set(actor=user, group_id=group_id, **data.validated_data)
+        user, data = diary_group_input(request, group_id=group_id, serializer_class=self.InputSerializer)
+        entry = services.timetable_entry_set(actor=user, group_id=group_id, **data)
         return Response(TimetableEntrySerializer(timetable_payload(entry)).data, status=status.HTTP_201_CREATED)
 
 
@@ -270,7 +278,7 @@ class TimetableEntryApi(SignedInApi):
         operation_id="diary_timetable_delete",
         tags=TAGS_DIARY,
         summary="Remove a lesson from the timetable",
-        responses={204: None, 401: NOT_AUTHENTICATED, 403: FORBIDDEN_DIARY, 404: NOT_FOUND},
+        responses={204: None, **DIARY_DELETE_REFUSALS},
     )
     def delete(self, request: Request, entry_id: int) -> Response:
         services.timetable_entry_delete(actor=user_of(request), entry_id=entry_id)
@@ -291,7 +299,7 @@ class HomeworkApi(SignedInApi):
         operation_id="diary_homework_list",
         tags=TAGS_DIARY,
         summary="A class's homework, due from two weeks ago on",
-        responses={200: HomeworkSerializer(many=True), 401: NOT_AUTHENTICATED, 404: NOT_FOUND},
+        responses={200: HomeworkSerializer(many=True), **DIARY_READ_REFUSALS},
     )
     def get(self, request: Request, group_id: int) -> Response:
         access = selectors.diary_group_access(user=user_of(request), group_id=group_id)
@@ -303,20 +311,11 @@ class HomeworkApi(SignedInApi):
         tags=TAGS_DIARY,
         summary="Set homework for a class",
         request={"application/json": InputSerializer, "multipart/form-data": InputSerializer},
-        responses={
-            201: HomeworkSerializer,
-            400: BAD_REQUEST,
-            401: NOT_AUTHENTICATED,
-            403: FORBIDDEN_DIARY,
-            404: NOT_FOUND,
-        },
+        responses={201: HomeworkSerializer, **DIARY_WRITE_REFUSALS},
     )
     def post(self, request: Request, group_id: int) -> Response:
-        user = user_of(request)
-        selectors.diary_group_edit_access(user=user, group_id=group_id)
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        homework = services.homework_create(actor=user, group_id=group_id, **data.validated_data)
+        user, data = diary_group_input(request, group_id=group_id, serializer_class=self.InputSerializer)
+        homework = services.homework_create(actor=user, group_id=group_id, **data)
         return Response(HomeworkSerializer(homework_payload(homework)).data, status=status.HTTP_201_CREATED)
 
 
@@ -325,7 +324,7 @@ class HomeworkItemApi(SignedInApi):
         operation_id="diary_homework_delete",
         tags=TAGS_DIARY,
         summary="Remove homework",
-        responses={204: None, 401: NOT_AUTHENTICATED, 403: FORBIDDEN_DIARY, 404: NOT_FOUND},
+        responses={204: None, **DIARY_DELETE_REFUSALS},
     )
     def delete(self, request: Request, homework_id: int) -> Response:
         services.homework_delete(actor=user_of(request), homework_id=homework_id)
@@ -345,7 +344,7 @@ class MarksApi(SignedInApi):
         operation_id="diary_marks_list",
         tags=TAGS_DIARY,
         summary="A class's marks: all for its teachers, one's own (or one's children's) for students and parents",
-        responses={200: MarkSerializer(many=True), 401: NOT_AUTHENTICATED, 404: NOT_FOUND},
+        responses={200: MarkSerializer(many=True), **DIARY_READ_REFUSALS},
     )
     def get(self, request: Request, group_id: int) -> Response:
         access = selectors.diary_group_access(user=user_of(request), group_id=group_id)
@@ -357,14 +356,11 @@ class MarksApi(SignedInApi):
         tags=TAGS_DIARY,
         summary="Give a student of the class a mark",
         request=InputSerializer,
-        responses={201: MarkSerializer, 400: BAD_REQUEST, 401: NOT_AUTHENTICATED, 403: FORBIDDEN_DIARY, 404: NOT_FOUND},
+        responses={201: MarkSerializer, **DIARY_WRITE_REFUSALS},
     )
     def post(self, request: Request, group_id: int) -> Response:
-        user = user_of(request)
-        selectors.diary_group_edit_access(user=user, group_id=group_id)
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        mark = services.mark_create(actor=user, group_id=group_id, **data.validated_data)
+        user, data = diary_group_input(request, group_id=group_id, serializer_class=self.InputSerializer)
+        mark = services.mark_create(actor=user, group_id=group_id, **data)
         return Response(MarkSerializer(mark_payload(mark)).data, status=status.HTTP_201_CREATED)
 
 
@@ -373,7 +369,7 @@ class MarkItemApi(SignedInApi):
         operation_id="diary_marks_delete",
         tags=TAGS_DIARY,
         summary="Remove a mark",
-        responses={204: None, 401: NOT_AUTHENTICATED, 403: FORBIDDEN_DIARY, 404: NOT_FOUND},
+        responses={204: None, **DIARY_DELETE_REFUSALS},
     )
     def delete(self, request: Request, mark_id: int) -> Response:
         services.mark_delete(actor=user_of(request), mark_id=mark_id)
@@ -394,7 +390,7 @@ class StudentDiaryApi(SignedInApi):
         operation_id="diary_student_get",
         tags=TAGS_DIARY,
         summary="A student's diary: timetable and homework of their classes, and their marks",
-        responses={200: StudentDiarySerializer, 401: NOT_AUTHENTICATED, 404: NOT_FOUND},
+        responses={200: StudentDiarySerializer, **DIARY_READ_REFUSALS},
     )
     def get(self, request: Request, student_id: int) -> Response:
         student = selectors.diary_student_access(user=user_of(request), student_id=student_id)

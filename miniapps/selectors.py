@@ -136,6 +136,11 @@ def user_teaches_group(*, user: User, group: StudyGroup) -> bool:
     return group.homeroom_teacher_id == user.pk or StudyGroupTeacher.objects.filter(group=group, teacher=user).exists()
 
 
+def _enters_diary(*, user: User, group: StudyGroup) -> bool:
+    """The class's teachers and its school's administrators enter its diary."""
+    return user_teaches_group(user=user, group=group) or user_administers(user=user, organisation=group.organisation)
+
+
 def children_ids(*, user: User) -> set[int]:
     return set(Guardianship.objects.filter(parent=user, ended_at__isnull=True).values_list("student_id", flat=True))
 
@@ -161,7 +166,7 @@ def diary_group_access(*, user: User, group_id: int) -> GroupAccess:
     group = StudyGroup.objects.select_related("organisation").filter(pk=group_id).first()
     if group is None:
         raise _not_found()
-    if user_teaches_group(user=user, group=group) or user_administers(user=user, organisation=group.organisation):
+    if _enters_diary(user=user, group=group):
         return GroupAccess(group=group, may_edit=True)
     students = set(StudyGroupStudent.objects.filter(group=group).values_list("student_id", flat=True))
     own = ({user.pk} | children_ids(user=user)) & students
@@ -194,7 +199,7 @@ def diary_student_access(*, user: User, student_id: int) -> User:
         return student
     groups = StudyGroup.objects.filter(studygroupstudent__student=student).select_related("organisation")
     for group in groups:
-        if user_teaches_group(user=user, group=group) or user_administers(user=user, organisation=group.organisation):
+        if _enters_diary(user=user, group=group):
             return student
     raise _not_found()
 
@@ -206,11 +211,16 @@ def group_timetable(*, group: StudyGroup) -> QuerySet[TimetableEntry]:
     return TimetableEntry.objects.filter(group=group).select_related("teacher").order_by("weekday", "period")
 
 
-def group_homework(*, group: StudyGroup, today: datetime.date | None = None) -> QuerySet[Homework]:
+def _homework_shown(today: datetime.date | None) -> QuerySet[Homework]:
+    """Homework a diary shows: due from HOMEWORK_PAST_DAYS ago on, soonest first."""
     today = today or timezone.localdate()
-    return Homework.objects.filter(
-        group=group, due_date__gte=today - datetime.timedelta(days=HOMEWORK_PAST_DAYS)
-    ).order_by("due_date", "subject", "id")
+    return Homework.objects.filter(due_date__gte=today - datetime.timedelta(days=HOMEWORK_PAST_DAYS)).order_by(
+        "due_date", "subject", "id"
+    )
+
+
+def group_homework(*, group: StudyGroup, today: datetime.date | None = None) -> QuerySet[Homework]:
+    return _homework_shown(today).filter(group=group)
 
 
 def group_marks(*, access: GroupAccess) -> QuerySet[Mark]:
@@ -269,11 +279,7 @@ def student_diary(*, student: User, today: datetime.date | None = None) -> Stude
             .select_related("teacher", "group")
             .order_by("weekday", "period", "group_id")
         ),
-        homework=list(
-            Homework.objects.filter(
-                group_id__in=group_ids, due_date__gte=today - datetime.timedelta(days=HOMEWORK_PAST_DAYS)
-            ).order_by("due_date", "subject", "id")
-        ),
+        homework=list(_homework_shown(today).filter(group_id__in=group_ids)),
         marks=list(Mark.objects.filter(student=student).order_by("-date", "subject", "id")[:MARKS_SHOWN]),
     )
 

@@ -36,6 +36,11 @@ def _user(request: HttpRequest) -> User:
     return cast(User, request.user)
 
 
+def _refused(request: HttpRequest, error: PermissionDenied) -> HttpResponse:
+    """A rule's refusal as a page: its message, status 403."""
+    return render(request, "miniapps/refused.html", {"message": error.message}, status=403)
+
+
 # --- The showcase ------------------------------------------------------------------------------------------
 
 
@@ -57,7 +62,7 @@ def launch_view(request: HttpRequest, slug: str) -> HttpResponse:
     except NotFound:
         raise Http404() from None
     except PermissionDenied as error:
-        return render(request, "miniapps/refused.html", {"message": error.message}, status=403)
+        return _refused(request, error)
     if launch.origin is None:
         return redirect(launch.url)
     response = render(
@@ -149,7 +154,7 @@ def _edit_access_or_refuse(request: HttpRequest, group_id: int) -> HttpResponse 
     except NotFound:
         raise Http404() from None
     except PermissionDenied as error:
-        return render(request, "miniapps/refused.html", {"message": error.message}, status=403)
+        return _refused(request, error)
     return None
 
 
@@ -244,7 +249,7 @@ def _delete(request: HttpRequest, *, group_id: int, delete: Any, done: str) -> H
     except NotFound:
         raise Http404() from None
     except PermissionDenied as error:
-        return render(request, "miniapps/refused.html", {"message": error.message}, status=403)
+        return _refused(request, error)
     flash.success(request, done)
     return redirect("miniapps:diary_group", group_id=group_id)
 
