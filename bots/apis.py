@@ -28,6 +28,9 @@ BOT_FORBIDDEN = refusal(
     "The bot is disabled (bot_disabled), or a rule refuses it: chat_not_allowed (a chat the bot is not in, "
     "or no such chat), chat_left, contact_not_allowed, not_author, and the chats' posting rules."
 )
+# Every method's refusals of the caller: no bot, or a disabled one.
+BOT_REFUSALS = {401: BOT_NOT_AUTHENTICATED, 403: BOT_FORBIDDEN}
+TAGS = ["bot"]
 
 
 class IsBot(BasePermission):
@@ -117,8 +120,18 @@ class ChatSerializer(serializers.Serializer):
     title = serializers.CharField(allow_blank=True)
 
 
+# Shows the field `from_` under its real name, "from" (a Python keyword). A
+# comment, not a docstring: the schema would take a docstring as the
+# description of the serializers that inherit it.
+class FromFieldMixin(serializers.Serializer):
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+
 @extend_schema_serializer(component_name="BotMessage")
-class MessageSerializer(serializers.Serializer):
+class MessageSerializer(FromFieldMixin):
     message_id = serializers.IntegerField()
     seq = serializers.IntegerField(help_text="The message's number in its chat; editMessageText takes it.")
     chat = ChatSerializer()
@@ -132,23 +145,13 @@ class MessageSerializer(serializers.Serializer):
     command = serializers.CharField(required=False, help_text='"start" for "/start": commands only.')
     command_args = serializers.CharField(required=False, help_text='"abc" for "/start abc".')
 
-    def get_fields(self) -> dict[str, Any]:
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")
-        return fields
-
 
 @extend_schema_serializer(component_name="BotCallbackQuery")
-class CallbackQuerySerializer(serializers.Serializer):
+class CallbackQuerySerializer(FromFieldMixin):
     id = serializers.CharField(help_text="Pass it to answerCallbackQuery.")
     from_ = PersonSerializer()
     message = MessageSerializer(help_text="The bot's message whose button was pressed.")
     data = serializers.CharField(help_text="The button's callback_data.")  # type: ignore[assignment]
-
-    def get_fields(self) -> dict[str, Any]:
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")
-        return fields
 
 
 @extend_schema_serializer(component_name="BotUpdate")
@@ -181,8 +184,8 @@ class GetMeApi(BotApi):
     @extend_schema(
         operation_id="bot_get_me",
         summary="The bot's profile",
-        tags=["bot"],
-        responses={200: ProfileSerializer, 401: BOT_NOT_AUTHENTICATED, 403: BOT_FORBIDDEN, 429: RATE_LIMITED},
+        tags=TAGS,
+        responses={200: ProfileSerializer, **BOT_REFUSALS, 429: RATE_LIMITED},
     )
     def get(self, request: Request) -> Response:
         return Response(profile_data(bot_of(request)))
@@ -212,13 +215,12 @@ class GetUpdatesApi(BotApi):
             "Answers at once when there are updates; otherwise waits up to `timeout` seconds for one. "
             "409 webhook_active while a webhook is set."
         ),
-        tags=["bot"],
+        tags=TAGS,
         request=InputSerializer,
         responses={
             200: UpdateSerializer(many=True),
             400: BAD_REQUEST,
-            401: BOT_NOT_AUTHENTICATED,
-            403: BOT_FORBIDDEN,
+            **BOT_REFUSALS,
             409: refusal("A webhook is set (code webhook_active): delete it first."),
             429: RATE_LIMITED,
         },
@@ -279,13 +281,12 @@ class SendMessageApi(BotApi):
     @extend_schema(
         operation_id="bot_send_message",
         summary="Send a message, with inline buttons",
-        tags=["bot"],
+        tags=TAGS,
         request=InputSerializer,
         responses={
             200: MessageSerializer,
             400: BAD_REQUEST,
-            401: BOT_NOT_AUTHENTICATED,
-            403: BOT_FORBIDDEN,
+            **BOT_REFUSALS,
             429: refusal("The bot's API budget, or its budget in this chat (a flood), is spent; see Retry-After."),
         },
     )
@@ -312,13 +313,12 @@ class EditMessageTextApi(BotApi):
     @extend_schema(
         operation_id="bot_edit_message_text",
         summary="Edit the text or the buttons of the bot's own message",
-        tags=["bot"],
+        tags=TAGS,
         request=InputSerializer,
         responses={
             200: MessageSerializer,
             400: BAD_REQUEST,
-            401: BOT_NOT_AUTHENTICATED,
-            403: BOT_FORBIDDEN,
+            **BOT_REFUSALS,
             404: refusal("No message with this seq (code message_not_found)."),
             429: RATE_LIMITED,
         },
@@ -349,13 +349,12 @@ class AnswerCallbackQueryApi(BotApi):
         operation_id="bot_answer_callback_query",
         summary="Answer a button press",
         description="The text, if any, is shown to the person who pressed the button.",
-        tags=["bot"],
+        tags=TAGS,
         request=InputSerializer,
         responses={
             200: OkSerializer,
             400: BAD_REQUEST,
-            401: BOT_NOT_AUTHENTICATED,
-            403: BOT_FORBIDDEN,
+            **BOT_REFUSALS,
             404: refusal("No such button press of this bot (code callback_query_not_found)."),
             429: RATE_LIMITED,
         },
@@ -391,13 +390,12 @@ class SetWebhookApi(BotApi):
             "Updates are POSTed to the URL, signed (see docs/bots.md). 400 codes (field url): "
             "webhook_url_invalid, webhook_host_unknown, webhook_url_internal."
         ),
-        tags=["bot"],
+        tags=TAGS,
         request=InputSerializer,
         responses={
             200: OutputSerializer,
             400: BAD_REQUEST,
-            401: BOT_NOT_AUTHENTICATED,
-            403: BOT_FORBIDDEN,
+            **BOT_REFUSALS,
             429: RATE_LIMITED,
         },
     )
@@ -411,12 +409,11 @@ class DeleteWebhookApi(BotApi):
     @extend_schema(
         operation_id="bot_delete_webhook",
         summary="Stop the webhook; updates wait for getUpdates again",
-        tags=["bot"],
+        tags=TAGS,
         request=None,
         responses={
             200: AnswerCallbackQueryApi.OkSerializer,
-            401: BOT_NOT_AUTHENTICATED,
-            403: BOT_FORBIDDEN,
+            **BOT_REFUSALS,
             429: RATE_LIMITED,
         },
     )
