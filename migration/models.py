@@ -170,3 +170,29 @@ class ImportRun(TimeStampedModel):
     @property
     def percent(self) -> int:
         return round(100 * self.done / self.total) if self.total else (100 if self.status == ImportStatus.DONE else 0)
+
+
+class LegacyExport(TimeStampedModel):
+    """The latest checked export of an organisation (admin upload or
+    command run), kept for the migration bot: a teacher's old chats are the
+    conversations of this export that they own. One per organisation: a new
+    import replaces it. It holds phone numbers, so like ImportRun.content it
+    lives in the database, never under MEDIA_ROOT."""
+
+    organisation = models.OneToOneField(
+        "organisations.Organisation",
+        verbose_name=_("organisation"),
+        related_name="legacy_export",
+        on_delete=models.CASCADE,
+    )
+    # The export in the format of SPEC §9.1 (JSON), as checked by export_parse.
+    content = models.TextField()
+    conversations = models.PositiveIntegerField(_("conversations"), default=0)
+    uploaded_at = models.DateTimeField(_("uploaded at"))
+
+    class Meta:
+        verbose_name = _("kept export of old chats")
+        verbose_name_plural = _("kept exports of old chats")
+
+    def __str__(self) -> str:
+        return f"export of {self.organisation_id}"

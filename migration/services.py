@@ -27,6 +27,7 @@ import dataclasses
 import datetime
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -46,7 +47,7 @@ from chats.services.messages import body_hash, message_system_post
 from common.errors import ApplicationError, NotFound, PermissionDenied
 from common.services import audit_record
 from migration.export import STAFF_PROFILE_ROLES, Conversation, Export, ExportInvalid, Profile
-from migration.models import Invitation, LegacyChat, LegacyNotice, NoticeStatus
+from migration.models import Invitation, LegacyChat, LegacyExport, LegacyNotice, NoticeStatus
 from migration.selectors import invitation_by_token_hash, organisation_by_inn
 from organisations.models import Membership, Organisation
 from organisations.selectors import SCHOOL_STAFF_ROLES, contact_is_allowed, contacts_filter, current_academic_year
@@ -251,7 +252,8 @@ def export_import(
     admin upload checks the administrator's scope with it). A dry run
     changes nothing, except that with `record_eligible` (the admin's dry
     run) the eligible conversations are recorded as due for the adoption
-    figures. `peer_ids`, when given, limits the import to those
+    figures. A whole export (no `peer_ids`) that is imported or recorded is
+    kept as the organisation's LegacyExport for the migration bot. `peer_ids`, when given, limits the import to those
     conversations (e.g. one teacher's own chats). `progress(n)` is called
     after each conversation.
 
@@ -265,6 +267,9 @@ def export_import(
     if found is None or (organisation is not None and found.pk != organisation.pk):
         raise ExportInvalid([(None, "organisation.inn", _("no organisation with INN %(inn)s") % {"inn": export.inn})])
     organisation = found
+    if peer_ids is None and (record_eligible or not dry_run):
+        # The migration bot offers each teacher their chats of this export.
+        legacy_export_keep(export=export, organisation=organisation)
     if peer_ids is not None:
         wanted = set(peer_ids)
         export = dataclasses.replace(
@@ -859,3 +864,60 @@ def report_summary(results: Sequence[ChatResult] | Iterable[dict[str, Any]]) -> 
         status = result.status if isinstance(result, ChatResult) else result["status"]
         counts[status] = counts.get(status, 0) + 1
     return counts
+
+
+# --- The kept export (for the migration bot) ---------------------------------
+
+
+def export_dump(export: Export) -> str:
+    """The checked export back in the format of SPEC §9.1 (export_parse
+    reads it again unchanged)."""
+    data = {
+        "organisation": {"inn": export.inn},
+        "exported_at": export.exported_at,
+        "profiles": [
+            {
+                "id": profile.id,
+                "first_name": profile.first_name,
+                "last_name": profile.last_name,
+                "role": profile.role,
+                "confirmed": profile.is_confirmed,
+                **({"phone": profile.phone} if profile.phone else {}),
+            }
+            for profile in export.profiles.values()
+        ],
+        "conversations": [
+            {
+                "peer_id": conversation.peer_id,
+                "chat_settings": {
+                    "title": conversation.title,
+                    "owner_id": conversation.owner_id,
+                    "admin_ids": conversation.admin_ids,
+                },
+                "members": [
+                    {"member_id": member.member_id, "is_owner": member.is_owner, "is_admin": member.is_admin}
+                    for member in conversation.members
+                ],
+                "messages": [
+                    {"id": message.id, "date": message.date, "from_id": message.from_id, "text": message.text}
+                    for message in conversation.messages
+                ],
+            }
+            for conversation in export.conversations
+        ],
+    }
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def legacy_export_keep(*, export: Export, organisation: Organisation) -> LegacyExport:
+    """Keep this checked export as the organisation's latest (the one the
+    migration bot reads); it replaces the previous one."""
+    kept, _created = LegacyExport.objects.update_or_create(
+        organisation=organisation,
+        defaults={
+            "content": export_dump(export),
+            "conversations": len(export.conversations),
+            "uploaded_at": timezone.now(),
+        },
+    )
+    return kept
