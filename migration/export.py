@@ -6,6 +6,7 @@ reported, each naming the conversation (its peer_id) and the field."""
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from typing import Any, cast
 
 from django.utils.translation import gettext as _
@@ -104,6 +105,20 @@ class _Problems:
         if len(self.items) < ERRORS_MAX:
             self.items.append((peer_id, field, message))
 
+    def objects(self, peer_id: int | None, name: str, raw: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The objects of the list `raw` (the export's `name`), each with its
+        field name, `name[index]`. A `raw` that is not a list, and an item
+        that is not an object, is a problem and is passed over."""
+        if not isinstance(raw, list):
+            self.add(peer_id, name, _("must be a list"))
+            return
+        for index, item in enumerate(raw):
+            field = f"{name}[{index}]"
+            if isinstance(item, dict):
+                yield field, item
+            else:
+                self.add(peer_id, field, _("must be an object"))
+
     def raise_if_any(self) -> None:
         if self.items:
             raise ExportInvalid(self.items)
@@ -157,21 +172,14 @@ def export_parse(raw: bytes | str) -> Export:
 
 
 def _profiles_parse(raw: Any, problems: _Problems) -> dict[int, Profile]:
-    if not isinstance(raw, list):
-        problems.add(None, "profiles", _("must be a list"))
-        return {}
     profiles: dict[int, Profile] = {}
     phones: dict[str, int] = {}
-    for index, item in enumerate(raw):
-        field = f"profiles[{index}]"
-        if not isinstance(item, dict):
-            problems.add(None, field, _("must be an object"))
-            continue
+    for field, item in problems.objects(None, "profiles", raw):
         profile_id = item.get("id")
         if not _is_int(profile_id):
             problems.add(None, field + ".id", _("must be a whole number"))
             continue
-        field = f"profiles[{index}] (id {profile_id})"
+        field = f"{field} (id {profile_id})"
         if profile_id in profiles:
             problems.add(None, field + ".id", _("the same id appears twice"))
             continue
@@ -217,18 +225,12 @@ def _profiles_parse(raw: Any, problems: _Problems) -> dict[int, Profile]:
 
 
 def _conversations_parse(raw: Any, profiles: dict[int, Profile], problems: _Problems) -> list[Conversation]:
-    if not isinstance(raw, list):
-        problems.add(None, "conversations", _("must be a list"))
-        return []
     conversations: list[Conversation] = []
     seen: set[int] = set()
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict):
-            problems.add(None, f"conversations[{index}]", _("must be an object"))
-            continue
+    for field, item in problems.objects(None, "conversations", raw):
         peer_id = item.get("peer_id")
         if not _is_int(peer_id):
-            problems.add(None, f"conversations[{index}].peer_id", _("must be a whole number"))
+            problems.add(None, field + ".peer_id", _("must be a whole number"))
             continue
         if peer_id in seen:
             problems.add(peer_id, "peer_id", _("the same conversation appears twice"))
@@ -284,15 +286,8 @@ def _conversation_parse(
 
 
 def _members_parse(peer_id: int, raw: Any, profiles: dict[int, Profile], problems: _Problems) -> list[Member]:
-    if not isinstance(raw, list):
-        problems.add(peer_id, "members", _("must be a list"))
-        return []
     members: dict[int, Member] = {}
-    for index, item in enumerate(raw):
-        field = f"members[{index}]"
-        if not isinstance(item, dict):
-            problems.add(peer_id, field, _("must be an object"))
-            continue
+    for field, item in problems.objects(peer_id, "members", raw):
         member_id = item.get("member_id")
         if not _known(peer_id, field + ".member_id", member_id, profiles, problems):
             continue
@@ -315,15 +310,8 @@ def _members_parse(peer_id: int, raw: Any, profiles: dict[int, Profile], problem
 def _messages_parse(peer_id: int, raw: Any, profiles: dict[int, Profile], problems: _Problems) -> list[LegacyMessage]:
     if raw is None:
         return []
-    if not isinstance(raw, list):
-        problems.add(peer_id, "messages", _("must be a list"))
-        return []
     messages: list[LegacyMessage] = []
-    for index, item in enumerate(raw):
-        field = f"messages[{index}]"
-        if not isinstance(item, dict):
-            problems.add(peer_id, field, _("must be an object"))
-            continue
+    for field, item in problems.objects(peer_id, "messages", raw):
         message_id, date, text = item.get("id"), item.get("date"), item.get("text", "")
         ok = True
         if not _is_int(message_id):

@@ -8,9 +8,27 @@ from typing import Any
 from django.utils import timezone
 
 from accounts.models import User
+from chats.models import Chat, ChatMember, Message
+from common.models import AuditEvent
+from migration.models import Invitation, LegacyChat, LegacyNotice
 from organisations.models import Organisation, Role
 from organisations.selectors import current_academic_year
 from organisations.tests.factories import make_member, make_organisation, make_user, next_phone
+
+
+def state() -> tuple[int, ...]:
+    """How many of everything an import writes: a refused import or a dry
+    run leaves it the same."""
+    return (
+        Chat.objects.count(),
+        ChatMember.objects.count(),
+        Message.objects.count(),
+        LegacyChat.objects.count(),
+        LegacyNotice.objects.count(),
+        Invitation.objects.count(),
+        User.objects.count(),
+        AuditEvent.objects.count(),
+    )
 
 
 def this_year_date(day: int = 10) -> int:

@@ -6,23 +6,8 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from accounts.models import User
-from chats.models import Chat, ChatMember, Message
 from migration.export import ExportInvalid, export_parse
-from migration.models import Invitation, LegacyChat, LegacyNotice
-from migration.tests.factories import School, conversation, dumps, message, profile
-
-
-def _state() -> tuple[int, ...]:
-    return (
-        Chat.objects.count(),
-        ChatMember.objects.count(),
-        Message.objects.count(),
-        LegacyChat.objects.count(),
-        LegacyNotice.objects.count(),
-        Invitation.objects.count(),
-        User.objects.count(),
-    )
+from migration.tests.factories import School, conversation, dumps, message, profile, state
 
 
 def _problems(data: object) -> list[str]:
@@ -147,12 +132,12 @@ def test_the_command_exits_non_zero_naming_the_conversation_and_field_and_change
     bad = school.chat(2000000002, messages=[message(1, from_id=777, text="…")])
     path = tmp_path / "export.json"
     path.write_text(dumps(school.export(good, bad)), encoding="utf-8")
-    before = _state()
+    before = state()
     with pytest.raises(CommandError) as caught:
         call_command("import_legacy_chats", str(path), "--no-progress", report=str(tmp_path / "report.json"))
     assert "nothing was changed" in str(caught.value)
     assert "conversation 2000000002, messages[0].from_id: 777 is not among the profiles" in str(caught.value)
-    assert _state() == before
+    assert state() == before
     assert not (tmp_path / "report.json").exists()
 
 
@@ -162,10 +147,10 @@ def test_the_command_refuses_an_export_of_an_unknown_organisation(db, tmp_path):
     data["organisation"]["inn"] = "7700000000"
     path = tmp_path / "export.json"
     path.write_text(json.dumps(data), encoding="utf-8")
-    before = _state()
+    before = state()
     with pytest.raises(CommandError, match=r"organisation\.inn: no organisation with INN 7700000000"):
         call_command("import_legacy_chats", str(path), "--no-progress")
-    assert _state() == before
+    assert state() == before
 
 
 def test_the_command_reports_a_missing_file(db, tmp_path):

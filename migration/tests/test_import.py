@@ -7,9 +7,7 @@ import json
 import pytest
 from django.core.management import call_command
 
-from accounts.models import User
 from chats.models import Chat, ChatKind, ChatMember, MemberRole, Message, MessageKind
-from common.models import AuditEvent
 from migration.export import export_parse
 from migration.models import Invitation, LegacyChat, LegacyNotice, NoticeStatus
 from migration.services import export_import
@@ -20,6 +18,7 @@ from migration.tests.factories import (
     last_year_date,
     message,
     profile,
+    state,
     this_year_date,
 )
 from organisations.models import Role
@@ -28,19 +27,6 @@ from organisations.tests.factories import make_member, make_organisation, make_u
 
 def _import(data: dict, **kwargs) -> list[dict]:
     return [result.as_report() for result in export_import(export=export_parse(dumps(data)), **kwargs)]
-
-
-def _state() -> tuple[int, ...]:
-    return (
-        Chat.objects.count(),
-        ChatMember.objects.count(),
-        Message.objects.count(),
-        LegacyChat.objects.count(),
-        LegacyNotice.objects.count(),
-        Invitation.objects.count(),
-        User.objects.count(),
-        AuditEvent.objects.count(),
-    )
 
 
 def test_a_conversation_becomes_a_group_chat_of_the_organisation_with_roles_history_and_invitations(
@@ -126,10 +112,10 @@ def test_running_the_import_again_changes_nothing(db, no_follow_ups, django_capt
     data = school.export(school.chat(2000000001), school.chat(2000000002, messages=[]))
     with django_capture_on_commit_callbacks(execute=True):
         first = _import(data)
-    before = _state()
+    before = state()
     with django_capture_on_commit_callbacks(execute=True):
         second = _import(data)
-    assert _state() == before
+    assert state() == before
     assert second == [
         {
             "peer_id": 2000000001,
@@ -165,9 +151,9 @@ def test_a_conversation_whose_owner_is_not_confirmed_staff_is_skipped(db, no_fol
     school = School()
     profiles = school.profiles()
     profiles[0].update(change)
-    before = _state()
+    before = state()
     assert _import(school.export(profiles=profiles))[0]["reason"] == reason
-    assert _state() == before
+    assert state() == before
 
 
 def test_an_owner_who_is_a_parent_of_the_school_only_is_skipped(db, no_follow_ups):
@@ -184,14 +170,14 @@ def test_inactive_and_empty_conversations_are_skipped_with_the_reason(db, no_fol
     old = school.chat(2000000001, messages=[message(1, from_id=101, text="Прошлый год", date=last_year_date())])
     silent = school.chat(2000000002, messages=[])
     alone = school.chat(2000000003, member_ids=[102], admin_ids=[101, 102])
-    before = _state()
+    before = state()
     report = _import(school.export(old, silent, alone))
     assert [(line["status"], line["reason"], line["chat_id"]) for line in report] == [
         ("skipped", "no message in the current academic year", None),
         ("skipped", "no message in the current academic year", None),
         ("skipped", "no members besides the owner and administrators", None),
     ]
-    assert _state() == before
+    assert state() == before
 
 
 def test_members_of_other_organisations_follow_the_contact_rule_and_refused_ones_are_never_added(db, no_follow_ups):
@@ -240,9 +226,9 @@ def test_a_dry_run_reports_the_same_and_changes_nothing(db, no_follow_ups, tmp_p
     data = school.export(school.chat(2000000001), school.chat(2000000002, messages=[]))
     path = tmp_path / "export.json"
     path.write_text(dumps(data), encoding="utf-8")
-    before = _state()
+    before = state()
     call_command("import_legacy_chats", str(path), "--dry-run", "--no-progress", report=str(tmp_path / "dry.json"))
-    assert _state() == before
+    assert state() == before
     assert no_follow_ups == []
     dry = json.loads((tmp_path / "dry.json").read_text(encoding="utf-8"))
     assert [(line["peer_id"], line["status"], line["reason"], line["chat_id"], line["invited"]) for line in dry] == [
@@ -287,10 +273,10 @@ def test_an_old_chat_migrated_by_another_organisation_is_skipped(db, no_follow_u
     first, second = School(), School()
     _import(first.export())
     make_member(organisation=second.organisation, role=Role.TEACHER, user=first.teacher)
-    before = _state()
+    before = state()
     [line] = _import(second.export(profiles=first.profiles()))
     assert (line["status"], line["reason"]) == ("skipped", "already migrated by another organisation")
-    assert _state() == before
+    assert state() == before
 
 
 def test_a_broker_that_is_down_slows_the_import_once_and_loses_nothing(
@@ -341,8 +327,8 @@ def test_a_migrated_chat_deleted_since_is_not_migrated_again(db, no_follow_ups):
     data = school.export()
     [first] = _import(data)
     Chat.objects.filter(pk=first["chat_id"]).delete()
-    before = _state()
+    before = state()
     [again] = _import(data)
     assert (again["status"], again["chat_id"]) == ("unchanged", None)
-    assert _state() == before
+    assert state() == before
     assert LegacyNotice.objects.count() == 1

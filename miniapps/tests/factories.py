@@ -1,8 +1,13 @@
 """Factories of the miniapps tests: apps through the registry service, a
-school with a class whose teacher teaches it, and a diary helper."""
+school with a class whose teacher teaches it, a diary helper, and clients
+signed in as a person."""
 
 from typing import Any
 
+from django.test import Client
+from rest_framework.test import APIClient
+
+from accounts.models import User
 from miniapps import services
 from miniapps.models import MiniApp
 from organisations.models import Organisation
@@ -24,3 +29,15 @@ def make_app(
         organisation=organisation,
         **fields,
     )
+
+
+def api_for(user: User) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client

@@ -10,12 +10,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone, translation
 from django.utils.html import escape
-from rest_framework.test import APIClient
 
-from accounts.models import User
 from common.errors import ApplicationError, NotFound, PermissionDenied
 from miniapps import selectors, services
 from miniapps.models import Homework, Mark, TimetableEntry
+from miniapps.tests.factories import api_for, client_for
 from organisations import services as organisation_services
 from organisations.models import Role
 from organisations.tests.factories import SchoolWithClass, make_member, make_school_with_class, make_study_group
@@ -30,18 +29,6 @@ TOMORROW = TODAY + datetime.timedelta(days=1)
 def ru(text: str) -> str:
     with translation.override("ru"):
         return escape(translation.gettext(text))
-
-
-def api_for(user: User) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def filled(world: SchoolWithClass) -> dict:

@@ -16,7 +16,7 @@ from accounts.models import User
 from common.errors import NotFound, PermissionDenied
 from miniapps import selectors, services, signing
 from miniapps.models import MiniApp
-from miniapps.tests.factories import make_app
+from miniapps.tests.factories import api_for, client_for, make_app
 from organisations.models import OrganisationKind, Role
 from organisations.tests.factories import make_member, make_organisation, make_school_with_class, make_user
 
@@ -26,18 +26,6 @@ pytestmark = pytest.mark.django_db
 def ru(text: str) -> str:
     with translation.override("ru"):
         return translation.gettext(text)
-
-
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def api_for(user: User) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def slugs(user: User) -> list[str]:

@@ -4,20 +4,13 @@ import datetime
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from miniapps import services
-from miniapps.tests.factories import make_app
+from miniapps.tests.factories import api_for, make_app
 from organisations.models import Role
 from organisations.tests.factories import make_school_with_class
 
 pytestmark = pytest.mark.django_db
-
-
-def api_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.mark.parametrize("apps", [1, 6])

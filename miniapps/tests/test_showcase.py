@@ -13,7 +13,7 @@ from bots.tests.factories import make_bot
 from chats.services.channels import channel_create
 from miniapps import selectors
 from miniapps.models import Homework, Mark, MiniApp, TimetableEntry
-from miniapps.tests.factories import make_app
+from miniapps.tests.factories import client_for, make_app
 from organisations.demo import seed_demo_data
 from organisations.models import Role
 from organisations.tests.factories import make_school_with_class
@@ -24,12 +24,6 @@ pytestmark = pytest.mark.django_db
 def ru(text: str) -> str:
     with translation.override("ru"):
         return escape(translation.gettext(text))
-
-
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
