@@ -14,6 +14,19 @@ from migration.tests.factories import School, dumps, message
 from tests.live import ROOT, database_environment
 
 
+def manage(environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    """manage.py as its own process, as an administrator runs it."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *arguments],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_the_command_imports_next_to_a_running_portal_and_the_history_reads_in_order(live_daphne, tmp_path):
     school = School()
     messages = [
@@ -28,15 +41,7 @@ def test_the_command_imports_next_to_a_running_portal_and_the_history_reads_in_o
         **database_environment(),
         "LEGACY_API_URL": "",
     }
-    completed = subprocess.run(
-        [sys.executable, "manage.py", "import_legacy_chats", str(path), "--report", str(tmp_path / "report.json")],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    completed = manage(environment, "import_legacy_chats", str(path), "--report", str(tmp_path / "report.json"))
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "1 migrated, 0 unchanged, 0 skipped of 1 conversations."
     [line] = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
@@ -53,13 +58,5 @@ def test_the_command_imports_next_to_a_running_portal_and_the_history_reads_in_o
     assert history[1]["author"]["id"] == school.parent.pk
 
     # Run again, as its own process: nothing changes.
-    again = subprocess.run(
-        [sys.executable, "manage.py", "import_legacy_chats", str(path), "--no-progress"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = manage(environment, "import_legacy_chats", str(path), "--no-progress")
     assert again.stdout.strip() == "0 migrated, 1 unchanged, 0 skipped of 1 conversations."
