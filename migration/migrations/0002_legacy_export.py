@@ -5,27 +5,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('migration', '0001_initial'),
-        ('organisations', '0002_regions'),
+        ("migration", "0001_initial"),
+        ("organisations", "0002_regions"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LegacyExport',
+            name="LegacyExport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('content', models.TextField()),
-                ('conversations', models.PositiveIntegerField(default=0, verbose_name='conversations')),
-                ('uploaded_at', models.DateTimeField(verbose_name='uploaded at')),
-                ('organisation', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='legacy_export', to='organisations.organisation', verbose_name='organisation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                ("content", models.TextField()),
+                ("conversations", models.PositiveIntegerField(default=0, verbose_name="conversations")),
+                ("uploaded_at", models.DateTimeField(verbose_name="uploaded at")),
+                (
+                    "organisation",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="legacy_export",
+                        to="organisations.organisation",
+                        verbose_name="organisation",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'kept export of old chats',
-                'verbose_name_plural': 'kept exports of old chats',
+                "verbose_name": "kept export of old chats",
+                "verbose_name_plural": "kept exports of old chats",
             },
         ),
     ]

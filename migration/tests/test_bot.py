@@ -5,6 +5,7 @@ and history; the summary of the presentation follows. Texts are asserted in
 English (the msgids; see conftest.py)."""
 
 import datetime
+import io
 import json
 import zoneinfo
 from collections.abc import Iterator
@@ -178,7 +179,7 @@ def test_a_newer_upload_replaces_the_kept_export_and_a_command_dry_run_keeps_not
 
     path = tmp_path / "export.json"
     path.write_text(dumps(world.full_export()), encoding="utf-8")
-    call_command("import_legacy_chats", str(path), "--dry-run", "--no-progress", stdout=open("/dev/null", "w"))
+    call_command("import_legacy_chats", str(path), "--dry-run", "--no-progress", stdout=io.StringIO())
     assert LegacyExport.objects.get(organisation=world.organisation).conversations == 1
 
 
@@ -269,9 +270,7 @@ def test_a_verified_teacher_moves_a_chat_with_its_members_and_history(
     assert Message.objects.filter(chat=new_chat).count() == messages_before
     assert LegacyNotice.objects.filter(legacy_chat=legacy).count() == 1
     assert no_follow_ups == [legacy.pk]
-    assert bot_messages(chat, world.bot)[3].body == (
-        f"✓ «7Б — родители» was moved earlier: {chat_url(new_chat)}"
-    )
+    assert bot_messages(chat, world.bot)[3].body == (f"✓ «7Б — родители» was moved earlier: {chat_url(new_chat)}")
 
     # /start again: the moved chat is listed with its link.
     with django_capture_on_commit_callbacks(execute=True):
