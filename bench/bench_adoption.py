@@ -22,11 +22,10 @@ the previous size's figures, activity and memberships."""
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 
-from bench.core import BENCH_DIR, ROOT, Result, bench_environment, process_stop
+from bench.core import BENCH_DIR, Result, Services, bench_environment, child_json
 
 GOAL_RATIO = 12
 WEEKS = 8
@@ -52,39 +51,18 @@ def _environment() -> dict[str, str]:
     return environment
 
 
-def _child(environment: dict[str, str], users: int, events: int, offset: int) -> dict:
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.bench_adoption", str(users), str(events), str(offset)],
-        cwd=ROOT,
-        env=environment,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def run() -> list[Result]:
     users, events = _sizes()
     load = os.getloadavg()[0]
     print(f"  load average {load:.2f}" + (" — a busy machine: timings are unreliable" if load > 1 else ""), flush=True)
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     environment = _environment()
-    redis = None
-    if not os.environ.get("REDIS_URL"):
-        sys.path.insert(0, str(ROOT))
-        from common import embedded_redis
-
-        redis = embedded_redis.start(environment["EMBEDDED_REDIS_SOCKET_TEST"])
+    services = Services(environment)
     try:
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=environment, check=True
-        )
-        small = _child(environment, max(1, users // 10), max(1, events // 10), 0)
-        large = _child(environment, users, events, 1_000_000)
+        small = child_json("bench.bench_adoption", environment, max(1, users // 10), max(1, events // 10), 0)
+        large = child_json("bench.bench_adoption", environment, users, events, 1_000_000)
     finally:
-        if redis is not None:
-            process_stop(redis)
+        services.close()
     print(f"  database: {large['database']}", flush=True)
     for label, size in (("small", small), ("large", large)):
         print(

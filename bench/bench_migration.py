@@ -12,11 +12,10 @@ before the clock starts."""
 
 import json
 import os
-import subprocess
 import sys
 import time
 
-from bench.core import BENCH_DIR, ROOT, Result, bench_environment, process_stop
+from bench.core import BENCH_DIR, Result, Services, bench_environment, child_json
 
 GOAL_RATIO = 12
 
@@ -39,18 +38,6 @@ def _environment() -> dict[str, str]:
     return environment
 
 
-def _child(environment: dict[str, str], chats: int, members: int, messages: int, offset: int) -> dict:
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.bench_migration", str(chats), str(members), str(messages), str(offset)],
-        cwd=ROOT,
-        env=environment,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def run() -> list[Result]:
     chats, members, messages = _sizes()
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
@@ -59,23 +46,14 @@ def run() -> list[Result]:
     for suffix in ("", "-wal", "-shm"):
         if "DATABASE_URL" not in environment and os.path.exists(str(database) + suffix):
             os.remove(str(database) + suffix)
-    redis = None
-    if not os.environ.get("REDIS_URL"):
-        sys.path.insert(0, str(ROOT))
-        from common import embedded_redis
-
-        redis = embedded_redis.start(environment["EMBEDDED_REDIS_SOCKET_TEST"])
+    services = Services(environment)
     try:
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=environment, check=True
-        )
         run_id = int(time.time()) % 1000
         # Phone numbers of the two runs must not overlap: offsets far apart.
-        small = _child(environment, chats, members, messages, run_id * 10_000)
-        large = _child(environment, 10 * chats, members, messages, 5_000_000 + run_id)
+        small = child_json("bench.bench_migration", environment, chats, members, messages, run_id * 10_000)
+        large = child_json("bench.bench_migration", environment, 10 * chats, members, messages, 5_000_000 + run_id)
     finally:
-        if redis is not None:
-            process_stop(redis)
+        services.close()
     print(
         f"  {chats} chats: {small['seconds']:.2f} s ({small['messages']} messages); "
         f"{10 * chats} chats: {large['seconds']:.2f} s ({large['messages']} messages)",

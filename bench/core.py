@@ -2,6 +2,7 @@
 it measures against, and small statistics."""
 
 import dataclasses
+import json
 import math
 import os
 import resource
@@ -77,28 +78,47 @@ def bench_environment() -> dict[str, str]:
     return environment
 
 
-class Services:
-    """The embedded Redis (unless REDIS_URL) and a migrated database."""
+def child_json(module: str, environment: dict[str, str], *arguments: object) -> dict:
+    """Run a benchmark's measuring child, `python -m <module> <arguments>`,
+    and return the JSON object it prints as its last line."""
+    completed = subprocess.run(
+        [sys.executable, "-m", module, *(str(argument) for argument in arguments)],
+        cwd=ROOT,
+        env=environment,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
-    def __init__(self) -> None:
-        self.environment = bench_environment()
+
+class Services:
+    """The embedded Redis (unless REDIS_URL) and a migrated database, for
+    `environment` (a benchmark's own database and socket) or the default one."""
+
+    def __init__(self, environment: dict[str, str] | None = None) -> None:
+        self.environment = environment if environment is not None else bench_environment()
         self.redis = None
         if not os.environ.get("REDIS_URL"):
             sys.path.insert(0, str(ROOT))
             from common import embedded_redis
 
             self.redis = embedded_redis.start(self.environment["EMBEDDED_REDIS_SOCKET_TEST"])
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=ROOT,
-            env=self.environment,
-            check=True,
-        )
+        try:
+            subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+                cwd=ROOT,
+                env=self.environment,
+                check=True,
+            )
+        except BaseException:
+            # The caller gets no object to close: the Redis stops here.
+            self.close()
+            raise
 
     def close(self) -> None:
         if self.redis is not None:
-            self.redis.terminate()
-            self.redis.wait(timeout=10)
+            process_stop(self.redis, timeout=10)
 
 
 class Daphne:
