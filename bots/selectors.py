@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet
 from accounts.models import User
 from bots.models import Bot, Update, UpdateKind
 from chats.models import Chat, ChatKind, ChatMember
+from chats.selectors import MODERATOR_ROLES
 from common.errors import NotFound
 from organisations.models import STAFF_ROLES, Membership, VerificationStatus
 
@@ -89,6 +90,17 @@ def bot_direct_chat_id(*, bot: Bot, user: User) -> int | None:
 
 def bot_get_by_user_id(user_id: int) -> Bot | None:
     return Bot.objects.filter(user_id=user_id).first()
+
+
+def group_chats_moderated(*, user: User) -> list[ChatMember]:
+    """The person's memberships of group chats they may add a bot to (the
+    roles bot_chat_add accepts), by title."""
+    return list(
+        ChatMember.objects.active()
+        .filter(user=user, chat__kind=ChatKind.GROUP, chat__is_archived=False, role__in=MODERATOR_ROLES)
+        .select_related("chat")
+        .order_by("chat__title")
+    )
 
 
 # --- Which chats have bots: the chat send path asks for every message -------------------------------------------

@@ -194,6 +194,10 @@ def bot_is_visible_to_everyone_of_scope(*, user: User, bot: Bot) -> bool:
     return bot.organisation_id in selectors._organisation_ids(user)
 
 
+def _not_moderator() -> PermissionDenied:
+    return PermissionDenied(_("Only the chat's moderators may do this."), code="not_moderator")
+
+
 def bot_chat_add(*, actor: User, bot: Bot, chat_id: int) -> ChatMember:
     """A moderator of a group chat adds a bot they may start to it. In a
     group the bot receives commands only (privacy mode).
@@ -208,7 +212,7 @@ def bot_chat_add(*, actor: User, bot: Bot, chat_id: int) -> ChatMember:
     if member.chat.kind != ChatKind.GROUP:
         raise PermissionDenied(_("Bots are added to group chats only."), code="bot_group_only")
     if not chat_selectors.member_may_moderate(member):
-        raise PermissionDenied(_("Only the chat's moderators may do this."), code="not_moderator")
+        raise _not_moderator()
     children = User.objects.filter(
         chat_memberships__chat_id=chat_id, chat_memberships__left_at__isnull=True, is_safe_mode=True
     ).distinct()
@@ -232,7 +236,7 @@ def bot_chat_remove(*, actor: User, bot: Bot, chat_id: int) -> None:
     Raises NotFound and PermissionDenied "not_moderator"."""
     member = chat_selectors.chat_member_get(user=actor, chat_id=chat_id)
     if not chat_selectors.member_may_moderate(member):
-        raise PermissionDenied(_("Only the chat's moderators may do this."), code="not_moderator")
+        raise _not_moderator()
     with transaction.atomic():
         ChatMember.objects.active().filter(chat_id=chat_id, user_id=bot.user_id).update(left_at=timezone.now())
         transaction.on_commit(lambda: selectors.chat_bots_refresh(chat_id))

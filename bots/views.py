@@ -16,7 +16,6 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.models import User
 from bots import selectors, services
 from bots.models import Bot
-from chats.models import ChatKind, ChatMember, MemberRole
 from common.errors import ApplicationError, NotFound
 
 
@@ -29,16 +28,6 @@ def _bot_or_404(*, user: User, username: str) -> Bot:
         return selectors.bot_get_for_page(user=user, username=username)
     except NotFound:
         raise Http404() from None
-
-
-def _moderated_group_chats(user: User) -> list[ChatMember]:
-    return list(
-        ChatMember.objects.active()
-        .filter(user=user, chat__kind=ChatKind.GROUP, chat__is_archived=False)
-        .filter(role__in=(MemberRole.OWNER, MemberRole.MODERATOR))
-        .select_related("chat")
-        .order_by("chat__title")
-    )
 
 
 @login_required
@@ -61,7 +50,7 @@ def bot_detail_view(request: HttpRequest, username: str) -> HttpResponse:
             "bot": bot,
             "may_start": may_start,
             "chat_id": selectors.bot_direct_chat_id(bot=bot, user=user),
-            "group_chats": _moderated_group_chats(user) if may_start else [],
+            "group_chats": selectors.group_chats_moderated(user=user) if may_start else [],
         },
     )
 
