@@ -1,13 +1,16 @@
 """Reads of the migration app."""
 
 from collections.abc import Iterable
+from typing import TypeVar
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Model, Q, QuerySet
 
 from accounts.models import User
 from migration.models import ImportRun, Invitation, LegacyChat, LegacyNotice
 from organisations.models import Organisation
 from organisations.selectors import administered_organisations
+
+Row = TypeVar("Row", bound=Model)
 
 
 def migration_counts(*, organisation_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
@@ -32,26 +35,28 @@ def migration_counts(*, organisation_ids: Iterable[int]) -> dict[int, tuple[int,
     return counts
 
 
+def _of_administered(rows: QuerySet[Row], *, user: User, organisation: str) -> QuerySet[Row]:
+    """All `rows` for a superuser; otherwise those whose `organisation` (a
+    lookup) is one the person administers."""
+    if user.is_superuser:
+        return rows
+    return rows.filter(**{organisation + "__in": administered_organisations(user=user)})
+
+
 def import_runs_visible_to(*, user: User) -> QuerySet[ImportRun]:
     """The imports of the organisations `user` administers (all for a superuser)."""
     runs = ImportRun.objects.select_related("organisation", "uploaded_by")
-    if user.is_superuser:
-        return runs
-    return runs.filter(organisation__in=administered_organisations(user=user))
+    return _of_administered(runs, user=user, organisation="organisation")
 
 
 def legacy_chats_visible_to(*, user: User) -> QuerySet[LegacyChat]:
     chats = LegacyChat.objects.select_related("organisation", "chat", "notice")
-    if user.is_superuser:
-        return chats
-    return chats.filter(organisation__in=administered_organisations(user=user))
+    return _of_administered(chats, user=user, organisation="organisation")
 
 
 def notices_visible_to(*, user: User) -> QuerySet[LegacyNotice]:
     notices = LegacyNotice.objects.select_related("legacy_chat", "legacy_chat__organisation")
-    if user.is_superuser:
-        return notices
-    return notices.filter(legacy_chat__organisation__in=administered_organisations(user=user))
+    return _of_administered(notices, user=user, organisation="legacy_chat__organisation")
 
 
 def organisation_by_inn(*, inn: str) -> Organisation | None:

@@ -1,8 +1,14 @@
 from django.utils import timezone
 
-from migration.models import LegacyChat
-from migration.selectors import migration_counts
-from organisations.tests.factories import make_organisation
+from migration.models import LegacyChat, LegacyNotice
+from migration.selectors import (
+    import_runs_visible_to,
+    legacy_chats_visible_to,
+    migration_counts,
+    notices_visible_to,
+)
+from organisations.models import Role
+from organisations.tests.factories import make_member, make_organisation, make_user
 
 
 def test_migration_counts_maps_each_organisation_to_migrated_and_eligible_in_one_query(db, django_assert_num_queries):
@@ -24,3 +30,24 @@ def test_migration_counts_maps_each_organisation_to_migrated_and_eligible_in_one
 def test_migration_counts_of_no_organisations_asks_nothing(db, django_assert_num_queries):
     with django_assert_num_queries(0):
         assert migration_counts(organisation_ids=[]) == {}
+
+
+def test_administrators_see_their_organisations_old_chats_and_notices_and_a_superuser_all(db):
+    school, other = make_organisation(), make_organisation()
+    administrator = make_member(organisation=school, role=Role.ADMINISTRATOR)
+    chats = [
+        LegacyChat.objects.create(organisation=organisation, peer_id=2000000001 + number, title="7Б")
+        for number, organisation in enumerate((school, other))
+    ]
+    notices = [
+        LegacyNotice.objects.create(legacy_chat=chat, random_id=number, text="…") for number, chat in enumerate(chats)
+    ]
+    superuser = make_user(is_superuser=True)
+
+    assert list(legacy_chats_visible_to(user=administrator)) == [chats[0]]
+    assert list(notices_visible_to(user=administrator)) == [notices[0]]
+    assert list(import_runs_visible_to(user=administrator)) == []
+    assert set(legacy_chats_visible_to(user=superuser)) == set(chats)
+    assert set(notices_visible_to(user=superuser)) == set(notices)
+    assert list(legacy_chats_visible_to(user=make_user())) == []
+    assert list(notices_visible_to(user=make_member(organisation=school, role=Role.TEACHER))) == []
