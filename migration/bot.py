@@ -344,13 +344,15 @@ def migration_bot_handle(bot: Bot, update: Update) -> None:
     sender_id = (update.payload.get("from") or {}).get("id")
     user = User.objects.filter(pk=sender_id, is_active=True).first() if isinstance(sender_id, int) else None
     with translation.override(settings.LANGUAGE_CODE):
-        # The start rule keeps others out; this holds for a role revoked
-        # since, and for a button pressed in a chat opened some other way.
-        if (
-            user is None
-            or not bot_selectors.user_may_start(user=user, bot=bot)
-            or bot_selectors.bot_direct_chat_id(bot=bot, user=user) != update.chat_id
-        ):
+        if user is None or bot_selectors.bot_direct_chat_id(bot=bot, user=user) != update.chat_id:
+            # Not the person's own chat with the bot (a group the bot was
+            # added to, a forged update): nothing is said there.
+            if update.kind == UpdateKind.CALLBACK_QUERY:
+                _answer(bot=bot, update=update, text=_("This chat is not among your old chats."))
+            return
+        # The start rule keeps others out; this holds for a role withdrawn
+        # since the person started the bot.
+        if not bot_selectors.user_may_start(user=user, bot=bot):
             if update.kind == UpdateKind.CALLBACK_QUERY:
                 _answer(bot=bot, update=update, text=_("Only verified teachers and staff can move chats."))
             _send(bot=bot, update=update, text=_refusal_text())

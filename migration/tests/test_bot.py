@@ -330,6 +330,12 @@ def test_another_teachers_chat_is_never_moved_by_a_forged_button(
         {"text": "Move «5А — родители»", "callback_data": f"migrate:{PEER_OTHER_TEACHER}"}
     ]
 
+    # A press forged into the other teacher's chat with the bot moves
+    # nothing and says nothing there.
+    forged_press(world.teacher, other_chat, world.bot, "migrate:all", django_capture_on_commit_callbacks)
+    assert not LegacyChat.objects.filter(migrated_at__isnull=False).exists()
+    assert len(bot_messages(other_chat, world.bot)) == 1
+
 
 @pytest.mark.parametrize("who", ["unverified_teacher", "parent"])
 def test_only_verified_staff_may_start_the_bot(world, eager, django_capture_on_commit_callbacks, who):
