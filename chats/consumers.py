@@ -34,7 +34,7 @@ from chats.models import Chat, ScheduledMessage
 from chats.services import channels as channel_services
 from chats.services import chats as chat_services
 from chats.services import content, moderation
-from chats.services.messages import message_send_rate_check, posting_check
+from chats.services.messages import message_send_rate_check_async, posting_check
 from chats.ws_auth import AUTH_SESSION, AUTH_TOKEN, scope_header, user_by_token
 from chats.ws_server import FRAME_MAX_BYTES
 from common import realtime
@@ -241,7 +241,6 @@ def _is_member(user: User, chat_id: int) -> bool:
 
 
 def _send(*, user: User, frame: dict[str, Any], chat_id: int) -> dict[str, Any]:
-    message_send_rate_check(user=user)
     message, created = content.message_send_with_attachments(
         user=user,
         chat_id=chat_id,
@@ -540,6 +539,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def frame_send(self, frame: dict[str, Any], ref: Any) -> None:
         chat_id = self._chat_id(frame)
+        assert self.user is not None
+        # Counted here, not in the database thread, which runs the writes of
+        # every socket of the process one after another.
+        await message_send_rate_check_async(user=self.user)
         answer = await self._call(chat_id, _send, user=self.user, frame=frame)
         await self._reply({"type": "ack", "ref": ref, **answer})
 

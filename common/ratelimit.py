@@ -1,11 +1,16 @@
 """Fixed-window rate limits kept in the shared cache (Redis), so that every
 daphne process and worker counts against the same budget."""
 
+import asyncio
+import dataclasses
 import hashlib
 import math
 import re
 import time
+import weakref
 
+import redis.asyncio
+from asgiref.sync import sync_to_async
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from django.utils.translation import gettext as _
@@ -42,26 +47,77 @@ def rate_parse(rate: str) -> tuple[int, int]:
     return count, period
 
 
-def rate_limit_hit(*, scope: str, key: str, rate: str) -> None:
-    """Count one hit of `key` (an IP address, a user id…) in `scope` and
-    raise RateLimited with the seconds until the window ends once the count
-    passes the rate. The key is hashed so that no IP address or phone number
-    lands in Redis key names."""
+@dataclasses.dataclass(frozen=True)
+class _Window:
+    cache_key: str
+    timeout: int
+    limit: int
+    seconds_left: int
+
+    def check(self, count: int) -> None:
+        if count > self.limit:
+            raise RateLimited(
+                _("Too many requests. Try again in %(seconds)s s.") % {"seconds": max(1, self.seconds_left)},
+                retry_after=self.seconds_left,
+            )
+
+
+def _window(*, scope: str, key: str, rate: str) -> _Window:
+    """The counter of this window. The key is hashed so that no IP address
+    or phone number lands in Redis key names."""
     limit, period = rate_parse(rate)
     now = time.time()
     window_start = int(now // period) * period
     window_end = window_start + period
     key_digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-    cache_key = "ratelimit:" + scope + ":" + key_digest + ":" + str(window_start)
     # The key lives a little past its window so that an increment late in
     # the window never recreates it without an expiry.
-    timeout = math.ceil(window_end - now) + 5
-    count = _count_hit(cache_key, timeout)
-    if count > limit:
-        raise RateLimited(
-            _("Too many requests. Try again in %(seconds)s s.") % {"seconds": max(1, math.ceil(window_end - now))},
-            retry_after=math.ceil(window_end - now),
-        )
+    return _Window(
+        cache_key="ratelimit:" + scope + ":" + key_digest + ":" + str(window_start),
+        timeout=math.ceil(window_end - now) + 5,
+        limit=limit,
+        seconds_left=math.ceil(window_end - now),
+    )
+
+
+def rate_limit_hit(*, scope: str, key: str, rate: str) -> None:
+    """Count one hit of `key` (an IP address, a user id…) in `scope` and
+    raise RateLimited with the seconds until the window ends once the count
+    passes the rate."""
+    window = _window(scope=scope, key=key, rate=rate)
+    window.check(_count_hit(window.cache_key, window.timeout))
+
+
+async def rate_limit_hit_async(*, scope: str, key: str, rate: str) -> None:
+    """rate_limit_hit for the event loop, on the same counters: counted over
+    an async connection to the cache's Redis, so that a socket's frame
+    neither hops to a thread nor holds the database thread for it."""
+    window = _window(scope=scope, key=key, rate=rate)
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        window.check(await sync_to_async(_count_hit)(window.cache_key, window.timeout))
+        return
+    redis_key = backend.make_and_validate_key(window.cache_key)
+    pipeline = _async_client(backend).pipeline(transaction=False)
+    pipeline.set(redis_key, 0, ex=window.timeout, nx=True)
+    pipeline.incr(redis_key)
+    _created, count = await pipeline.execute()
+    window.check(int(count))
+
+
+_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, redis.asyncio.Redis]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _async_client(backend: RedisCache) -> redis.asyncio.Redis:
+    """One async client per event loop and cache server."""
+    location = backend._servers[0]  # type: ignore[attr-defined]
+    clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    client = clients.get(location)
+    if client is None:
+        client = clients[location] = redis.asyncio.Redis.from_url(location, socket_timeout=2, socket_connect_timeout=2)
+    return client
 
 
 def _count_hit(cache_key: str, timeout: int) -> int:

@@ -23,8 +23,10 @@ can ask for what they may have missed.
 import asyncio
 import contextlib
 import logging
+import threading
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -75,14 +77,42 @@ def _client() -> redis.Redis:
 def publish_many(items: Iterable[tuple[str, str]]) -> None:
     """Publish (topic, frame text) pairs in one round trip. Raises
     redis.RedisError or OSError when Redis is unavailable; callers decide how
-    to log it (the frames' data is in the database either way)."""
+    to log it (the frames' data is in the database either way).
+
+    In a process whose event loop runs a Hub (daphne), a call from another
+    thread (the database thread, a view's thread) hands the frames to the
+    loop and returns at once: the Hub writes them to Redis in the order they
+    were handed over, over one connection, and logs a failure itself. The
+    database thread runs every chat's writes one after another, so a Redis
+    round trip there delayed every other writer of the process."""
+    frames = [(PREFIX + topic, text.encode()) for topic, text in items]
+    if not frames:
+        return
+    if _handed_to_loop(frames):
+        return
     pipeline = _client().pipeline(transaction=False)
-    count = 0
-    for topic, text in items:
-        pipeline.publish(PREFIX + topic, text.encode())
-        count += 1
-    if count:
-        pipeline.execute()
+    for channel, data in frames:
+        pipeline.publish(channel, data)
+    pipeline.execute()
+
+
+# The loop of this process that runs a Hub, its thread, and the Hub; set
+# when a Hub starts listening.
+_loop_hub: "tuple[asyncio.AbstractEventLoop, int, Hub] | None" = None
+
+
+def _handed_to_loop(frames: list[tuple[str, bytes]]) -> bool:
+    target = _loop_hub
+    if target is None:
+        return False
+    loop, thread_id, loop_hub = target
+    if thread_id == threading.get_ident() or loop.is_closed() or not loop.is_running():
+        return False
+    try:
+        loop.call_soon_threadsafe(loop_hub.publish_enqueue, frames)
+    except RuntimeError:  # the loop closed meanwhile
+        return False
+    return True
 
 
 def publish(topic: str, text: str) -> None:
@@ -106,6 +136,9 @@ class Hub:
         self.has_topics = asyncio.Event()
         self.lock = asyncio.Lock()
         self.publisher: redis.asyncio.Redis | None = None
+        # Frames handed over by other threads (publish_many), in order.
+        self.outbox: deque[list[tuple[str, bytes]]] = deque()
+        self.sender: asyncio.Task[None] | None = None
 
     # Topics ---------------------------------------------------------------------------------------------------------
 
@@ -172,8 +205,10 @@ class Hub:
     # Reader ---------------------------------------------------------------------------------------------------------
 
     def _start(self) -> None:
+        global _loop_hub
         if self.reader is None or self.reader.done():
             self.reader = asyncio.ensure_future(self._read_forever())
+        _loop_hub = (asyncio.get_running_loop(), threading.get_ident(), self)
 
     async def _connect(self) -> None:
         # No retries inside redis-py: it would reconnect and resubscribe
@@ -271,6 +306,12 @@ class Hub:
                 logger.exception("real-time resume failed")
 
     async def close(self) -> None:
+        global _loop_hub
+        if _loop_hub is not None and _loop_hub[2] is self:
+            _loop_hub = None
+        if self.sender is not None and not self.sender.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.sender, SUBSCRIBE_CONFIRM_SECONDS)
         if self.reader is not None:
             self.reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -283,15 +324,39 @@ class Hub:
 
     # Async publishing (from a consumer) -------------------------------------------------------------------------------
 
+    def _publisher(self) -> redis.asyncio.Redis:
+        if self.publisher is None:
+            self.publisher = redis.asyncio.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+        return self.publisher
+
     async def publish(self, topic: str, text: str, *, skip: Listener | None = None) -> None:
         """Publish from the event loop without a thread hop, to every
         listener but `skip`. Raises like publish_many."""
-        if self.publisher is None:
-            self.publisher = redis.asyncio.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
         data = text.encode()
         if skip is not None:
             data = SKIP_MARK + self.id + b":" + str(id(skip)).encode() + SKIP_MARK + data
-        await self.publisher.publish(PREFIX + topic, data)
+        await self._publisher().publish(PREFIX + topic, data)
+
+    def publish_enqueue(self, frames: list[tuple[str, bytes]]) -> None:
+        """Frames of another thread (publish_many), called on the loop: sent
+        by one task at a time, so they reach Redis in the order given."""
+        self.outbox.append(frames)
+        if self.sender is None or self.sender.done():
+            self.sender = asyncio.ensure_future(self._send_outbox())
+
+    async def _send_outbox(self) -> None:
+        while self.outbox:
+            batch: list[tuple[str, bytes]] = []
+            while self.outbox:
+                batch.extend(self.outbox.popleft())
+            try:
+                pipeline = self._publisher().pipeline(transaction=False)
+                for channel, data in batch:
+                    pipeline.publish(channel, data)
+                await pipeline.execute()
+            except Exception as error:
+                # The frames' data is in the database: clients catch up.
+                logger.warning("%d real-time frames not published (Redis unavailable: %s)", len(batch), error)
 
 
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()

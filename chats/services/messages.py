@@ -27,7 +27,7 @@ from chats.models import (
     ScheduledMessage,
 )
 from common.errors import ApplicationError, PermissionDenied
-from common.ratelimit import rate_limit_hit
+from common.ratelimit import rate_limit_hit, rate_limit_hit_async
 from organisations.selectors import contact_is_allowed
 
 CLIENT_ID_MAX_LENGTH = 64
@@ -270,6 +270,14 @@ def message_send_rate_check(*, user: User) -> None:
     Raises RateLimited with the seconds to wait.
     """
     rate_limit_hit(scope="chat_send", key=str(user.pk), rate=getattr(settings, "CHAT_SEND_RATE", "30/minute"))
+
+
+async def message_send_rate_check_async(*, user: User) -> None:
+    """message_send_rate_check from the event loop (the chat socket), on the
+    same budget."""
+    await rate_limit_hit_async(
+        scope="chat_send", key=str(user.pk), rate=getattr(settings, "CHAT_SEND_RATE", "30/minute")
+    )
 
 
 def _message_create(

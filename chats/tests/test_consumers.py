@@ -861,15 +861,25 @@ async def test_the_send_budget_is_shared_with_rest_and_a_refusal_stores_nothing(
     chat = await database_sync_to_async(make_chat)(anna)
     socket, _hello = await signed_in(anna)
 
-    for number in range(3):
+    def rest_send() -> int:
+        client = Client()
+        client.force_login(anna)
+        response = client.post(
+            f"/api/v1/chats/{chat.pk}/messages/", {"body": "по REST"}, content_type="application/json"
+        )
+        return response.status_code
+
+    assert await database_sync_to_async(rest_send)() == 201
+    for number in range(2):
         await socket.send({"type": "send", "ref": number, "chat": chat.pk, "client_id": f"c{number}", "body": "x"})
-    frames = [await socket.receive() for _ in range(5)]
+    frames = [await socket.receive() for _ in range(4)]
 
     refused = [frame for frame in frames if frame["type"] == "error"]
     assert len(refused) == 1
-    assert (refused[0]["ref"], refused[0]["code"], refused[0]["chat"]) == (2, "rate_limited", chat.pk)
+    assert (refused[0]["ref"], refused[0]["code"], refused[0]["chat"]) == (1, "rate_limited", chat.pk)
     assert 1 <= refused[0]["retry_after"] <= 60
     assert await database_sync_to_async(Message.objects.count)() == 2
+    assert await database_sync_to_async(rest_send)() == 429
     await socket.close()
 
 

@@ -3,8 +3,6 @@ when Redis goes away and comes back."""
 
 import asyncio
 
-import pytest
-import redis
 from asgiref.sync import sync_to_async
 
 from common import realtime
@@ -71,7 +69,7 @@ async def test_frames_of_one_topic_arrive_in_the_order_published():
     await hub.close()
 
 
-async def test_after_redis_comes_back_listeners_are_told_and_hear_again(private_redis):
+async def test_after_redis_comes_back_listeners_are_told_and_hear_again(private_redis, caplog):
     hub = realtime.hub()
     inbox = Inbox()
     await hub.join(inbox, ["chat.1"])
@@ -79,8 +77,14 @@ async def test_after_redis_comes_back_listeners_are_told_and_hear_again(private_
     assert await inbox.next_text() == "before"
 
     private_redis.stop()
-    with pytest.raises(redis.ConnectionError):
-        await sync_to_async(realtime.publish)("chat.1", "lost")
+    # Another thread's publish is handed to the loop and returns at once;
+    # the Hub logs what it could not send.
+    await sync_to_async(realtime.publish)("chat.1", "lost")
+    for _attempt in range(100):
+        if "real-time frames not published" in caplog.text:
+            break
+        await asyncio.sleep(0.05)
+    assert "1 real-time frames not published" in caplog.text
     private_redis.start()
 
     for _attempt in range(100):
