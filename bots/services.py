@@ -291,13 +291,19 @@ def command_parse(text: str, *, username: str) -> tuple[str, str] | None:
 
 def message_hook(message: Message) -> None:
     """chats.extensions message hook (after commit): queue the message for
-    every bot of its chat. Costs one cache read for a chat without bots.
+    every bot of its chat. Costs nothing for a message that is not a
+    command outside direct chats, one cache read otherwise.
     Direct chats: every message; group chats: commands only. Messages of
     bots and of the system reach no bot. Never raises."""
     try:
         if message.kind == MessageKind.SYSTEM or message.author_id is None:
             return
         chat = message.chat
+        # In other chats than direct ones bots hear commands only: the rest
+        # of the messages (nearly all, and this runs for every one of them)
+        # need no look-up at all.
+        if chat.kind != ChatKind.DIRECT and not message.body.lstrip().startswith("/"):
+            return
         bot_ids = selectors.chat_bot_ids(chat)
         if not bot_ids:
             return

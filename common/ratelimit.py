@@ -9,13 +9,13 @@ import re
 import time
 import weakref
 
-import redis.asyncio
 from asgiref.sync import sync_to_async
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from django.utils.translation import gettext as _
 
 from common.errors import RateLimited
+from common.redis_clients import AsyncRedis, async_redis
 
 PERIOD_SECONDS = {
     "s": 1,
@@ -105,18 +105,18 @@ async def rate_limit_hit_async(*, scope: str, key: str, rate: str) -> None:
     window.check(int(count))
 
 
-_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, redis.asyncio.Redis]]" = (
+_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncRedis]]" = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _async_client(backend: RedisCache) -> redis.asyncio.Redis:
+def _async_client(backend: RedisCache) -> "AsyncRedis":
     """One async client per event loop and cache server."""
     location = backend._servers[0]  # type: ignore[attr-defined]
     clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
     client = clients.get(location)
     if client is None:
-        client = clients[location] = redis.asyncio.Redis.from_url(location, socket_timeout=2, socket_connect_timeout=2)
+        client = clients[location] = async_redis(location)
     return client
 
 

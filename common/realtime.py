@@ -36,6 +36,8 @@ from django.conf import settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from common.redis_clients import async_redis
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "parta.rt."
@@ -326,7 +328,7 @@ class Hub:
 
     def _publisher(self) -> redis.asyncio.Redis:
         if self.publisher is None:
-            self.publisher = redis.asyncio.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+            self.publisher = async_redis(self.url)
         return self.publisher
 
     async def publish(self, topic: str, text: str, *, skip: Listener | None = None) -> None:
