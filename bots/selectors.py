@@ -2,7 +2,9 @@
 see and start, which chats a bot is in (kept in the cache for the chat send
 path), and a bot's pending updates."""
 
-from collections.abc import Iterable
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.core.cache import cache
@@ -14,6 +16,8 @@ from chats.models import Chat, ChatKind, ChatMember
 from chats.selectors import MODERATOR_ROLES
 from common.errors import NotFound
 from organisations.models import STAFF_ROLES, Membership, VerificationStatus
+
+logger = logging.getLogger(__name__)
 
 # --- Bots people see --------------------------------------------------------------------------------------------
 
@@ -123,7 +127,20 @@ def _chat_key(chat_id: int) -> str:
 
 def bot_accounts_forget() -> None:
     """After a bot was created (call after commit)."""
-    cache.delete(_BOT_ACCOUNTS_KEY)
+    with _cache_quietly():
+        cache.delete(_BOT_ACCOUNTS_KEY)
+
+
+@contextlib.contextmanager
+def _cache_quietly() -> Iterator[None]:
+    """Keeping the map runs after a commit: the cache being down must not
+    turn a done write into an error (seed_demo without `make run`'s Redis,
+    an admin edit during an outage). A Redis that comes back empty has no
+    "ready" marker and the map is rebuilt from the database."""
+    try:
+        yield
+    except Exception as error:
+        logger.warning("bots: the map of chats with bots was not updated (cache unavailable: %s)", error)
 
 
 def _bot_accounts_rebuild() -> dict[int, int]:
@@ -171,14 +188,15 @@ def chat_bots_rebuild() -> None:
 
 def chat_bots_refresh(chat_id: int) -> None:
     """After a bot joined or left a chat (call after commit)."""
-    if cache.get(_READY_KEY) is None:
-        chat_bots_rebuild()
-        return
-    ids = _chat_bots_from_database([chat_id]).get(chat_id)
-    if ids:
-        cache.set(_chat_key(chat_id), ids, timeout=None)
-    else:
-        cache.delete(_chat_key(chat_id))
+    with _cache_quietly():
+        if cache.get(_READY_KEY) is None:
+            chat_bots_rebuild()
+            return
+        ids = _chat_bots_from_database([chat_id]).get(chat_id)
+        if ids:
+            cache.set(_chat_key(chat_id), ids, timeout=None)
+        else:
+            cache.delete(_chat_key(chat_id))
 
 
 # --- Updates ----------------------------------------------------------------------------------------------------

@@ -422,3 +422,14 @@ def test_bot_buttons_are_in_the_message_payload_of_the_chat():
 
     assert message_payload(message)["buttons"] == buttons
     assert "buttons" not in message_payload(plain)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bot_is_created_while_the_cache_is_down_and_the_outage_is_logged(private_redis, settings, caplog):
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": private_redis.url}}
+    private_redis.stop()
+
+    bot = make_bot(username="outage_bot")
+
+    assert Bot.objects.filter(pk=bot.pk, username="outage_bot").exists()
+    assert "the map of chats with bots was not updated" in caplog.text
