@@ -3,7 +3,9 @@ teacher is a verified educator, meetings made through the services, and the
 clients the API and page tests sign in with. (Every lessons test forgets
 the directory changes its transaction leaves behind: lessons/tests/conftest.py.)"""
 
+import asyncio
 import datetime
+import time
 from typing import Any
 
 from django.db import connection
@@ -107,3 +109,14 @@ def page_client(user: User | None = None) -> Client:
     if user is not None:
         client.force_login(user)
     return client
+
+
+async def until(condition, *, timeout: float = 30.0, what: str = "condition") -> None:
+    """Wait until `condition()` holds, e.g. the media worker has applied a
+    command that was acknowledged before it got there. The timeout is a
+    ceiling against hanging, not a timing assertion."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        await asyncio.sleep(0.05)

@@ -25,7 +25,7 @@ from lessons.models import (
     ParticipantStatus,
 )
 from lessons.tests.conftest import ORIGIN, open_socket, socket_application
-from lessons.tests.factories import make_lesson_now, make_lesson_world, make_parent_meeting_now
+from lessons.tests.factories import make_lesson_now, make_lesson_world, make_parent_meeting_now, until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -300,7 +300,10 @@ async def test_raise_hand_and_mute_reach_everyone(media_worker, call_clients):
     await host.wait_for(
         lambda frame: frame["type"] == "call.presence" and frame["participant"]["is_video_muted"] is True
     )
-    assert media_worker.rooms[parent_joined["room"]].peers[peer_id(parent_id)].muted_kinds == {"video"}
+    await until(
+        lambda: media_worker.rooms[parent_joined["room"]].peers[peer_id(parent_id)].muted_kinds == {"video"},
+        what="the worker to mute the parent's video",
+    )
 
 
 async def test_the_chat_of_the_call_is_kept_with_the_meeting(media_worker, call_clients):
@@ -357,7 +360,7 @@ async def test_the_host_mutes_one_and_all_and_locks_the_microphones(media_worker
     await other.wait_for(lambda frame: frame["type"] == "call.state" and frame["state"]["are_microphones_locked"])
     refused = await other.request({"type": "mute", "kind": "audio", "muted": False})
     assert (refused["type"], refused["code"]) == ("error", "microphone_locked")
-    assert "audio" in room.peers[peer_id(other_id)].muted_kinds
+    await until(lambda: "audio" in room.peers[peer_id(other_id)].muted_kinds, what="the worker to mute all")
     # The host himself keeps his microphone.
     assert (await host.request({"type": "mute", "kind": "audio", "muted": False}))["type"] == "ack"
 
@@ -367,7 +370,7 @@ async def test_the_host_mutes_one_and_all_and_locks_the_microphones(media_worker
     assert ack["state"]["floor"] == other_id
     await other.wait_for(lambda frame: frame["type"] == "call.state" and frame["state"]["floor"] == other_id)
     assert (await other.request({"type": "mute", "kind": "audio", "muted": False}))["type"] == "ack"
-    assert "audio" not in room.peers[peer_id(other_id)].muted_kinds
+    await until(lambda: "audio" not in room.peers[peer_id(other_id)].muted_kinds, what="the worker to unmute")
     refused = await parent.request({"type": "mute", "kind": "audio", "muted": False})
     assert refused["code"] == "microphone_locked"
     presence = await database_sync_to_async(CallPresence.objects.get)(participant_id=other_id)
@@ -376,7 +379,7 @@ async def test_the_host_mutes_one_and_all_and_locks_the_microphones(media_worker
     ack = await host.request({"type": "give_floor", "participant": None})
     assert ack["state"]["floor"] is None
     await other.wait_for(lambda frame: frame["type"] == "call.muted" and other_id in frame["participants"])
-    assert "audio" in room.peers[peer_id(other_id)].muted_kinds
+    await until(lambda: "audio" in room.peers[peer_id(other_id)].muted_kinds, what="the worker to mute again")
 
 
 async def test_only_the_host_may_use_the_hosts_controls(media_worker, call_clients):

@@ -5,8 +5,6 @@ worker writes a WebM file the test opens and decodes, and the posting task
 puts it into the class chat, once, where class members may download it and
 nobody else may."""
 
-import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from lessons import recordings, services, tasks
 from lessons.media.testing import ToneAudioTrack
 from lessons.media.tests.test_recording import webm_contents
 from lessons.models import Recording, RecordingStatus
-from lessons.tests.factories import make_lesson_now, make_lesson_world, make_parent_meeting_now
+from lessons.tests.factories import make_lesson_now, make_lesson_world, make_parent_meeting_now, until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -35,15 +33,6 @@ def enqueued(monkeypatch) -> list[tuple[str, int]]:
     monkeypatch.setattr(tasks.recording_post, "delay", lambda pk: calls.append(("post", pk)))
     monkeypatch.setattr(tasks.recording_complete, "delay", lambda pk: calls.append(("complete", pk)))
     return calls
-
-
-async def until(condition, *, timeout: float = 30.0, what: str = "condition") -> None:
-    """A ceiling against hanging, not a timing assertion."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        await asyncio.sleep(0.05)
 
 
 def recordings_state() -> list[tuple[str, bool]]:
