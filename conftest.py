@@ -36,6 +36,18 @@ def _clean_cache() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def _rate_windows_do_not_roll(monkeypatch) -> None:
+    """Rate-limit windows are fixed (a minute, an hour…): a test that counts
+    hits up to a limit would pass one extra hit whenever the wall clock
+    crossed a window's end during it. The clock of this process's rate
+    limits is pinned at the start of a day, one window for every period."""
+    import time
+
+    pinned = time.time() // 86400 * 86400 + 0.25
+    monkeypatch.setattr("common.ratelimit.clock", lambda: pinned)
+
+
 class PrivateRedis:
     """A Redis server of one test alone, to stop and start again."""
 

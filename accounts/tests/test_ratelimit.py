@@ -20,7 +20,7 @@ def test_rate_parse_refuses_nonsense(rate):
 
 
 def test_hits_within_the_limit_pass_and_the_next_one_is_refused_with_the_wait(monkeypatch):
-    monkeypatch.setattr("common.ratelimit.time.time", lambda: 7200.0 + 1000.25)
+    monkeypatch.setattr("common.ratelimit.clock", lambda: 7200.0 + 1000.25)
 
     for _ in range(3):
         rate_limit_hit(scope="test", key="10.0.0.1", rate="3/hour")
@@ -43,7 +43,7 @@ def test_keys_and_scopes_are_counted_apart():
 
 def test_a_new_window_starts_a_new_count(monkeypatch):
     now = [3600.0 * 5 + 10]
-    monkeypatch.setattr("common.ratelimit.time.time", lambda: now[0])
+    monkeypatch.setattr("common.ratelimit.clock", lambda: now[0])
     rate_limit_hit(scope="test", key="k", rate="1/hour")
     with pytest.raises(RateLimited):
         rate_limit_hit(scope="test", key="k", rate="1/hour")
