@@ -3,16 +3,19 @@ chat: every interface (REST, WebSocket, HTML) goes through it, so a chat a
 person is not in answers exactly like a chat that does not exist."""
 
 import bisect
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db.models import Case, IntegerField, OuterRef, QuerySet, Subquery, Value, When
+from django.db import connection
+from django.db.models import Case, IntegerField, Model, OuterRef, QuerySet, Subquery, Value, When
 from django.utils.translation import gettext as _
 
 from accounts.models import User
 from chats.models import Chat, ChatKind, ChatMember, MemberRole, Message, OfficeHours, Pin
+from common import rows
 from common.errors import NotFound
-from organisations.models import STAFF_ROLES, Membership
+from organisations.models import STAFF_ROLES, Membership, Organisation, Region
 
 POSTING_STAFF_ROLES = (MemberRole.OWNER, MemberRole.MODERATOR, MemberRole.EDITOR)
 MODERATOR_ROLES = (MemberRole.OWNER, MemberRole.MODERATOR)
@@ -29,6 +32,33 @@ def chat_not_found() -> NotFound:
     return NotFound(_("Not found."))
 
 
+@functools.cache
+def _member_query() -> tuple[list[rows.Columns], str]:
+    """chat_member_get's statement: the active membership with its chat, the
+    chat's organisation and region (what select_related would join), written
+    once. It runs for every frame of every chat socket; compiling it with
+    the ORM each time cost more than running it."""
+    parts = [
+        rows.columns(ChatMember, "m"),
+        rows.columns(Chat, "c"),
+        rows.columns(Organisation, "o"),
+        rows.columns(Region, "r"),
+    ]
+    quote = connection.ops.quote_name
+
+    def table(model: type[Model]) -> str:
+        return quote(model._meta.db_table)
+
+    sql = (
+        f"SELECT {', '.join(part.sql for part in parts)}"  # noqa: S608 - names from the models' meta
+        f" FROM {table(ChatMember)} m JOIN {table(Chat)} c ON c.id = m.chat_id"
+        f" LEFT JOIN {table(Organisation)} o ON o.id = c.organisation_id"
+        f" LEFT JOIN {table(Region)} r ON r.id = o.region_id"
+        " WHERE m.user_id = %s AND m.chat_id = %s AND m.left_at IS NULL AND c.is_archived = %s"
+    )
+    return parts, sql
+
+
 def chat_member_get(*, user: User, chat_id: int) -> ChatMember:
     """The person's active membership of the chat, with the chat.
 
@@ -37,16 +67,19 @@ def chat_member_get(*, user: User, chat_id: int) -> ChatMember:
     """
     if not user.is_authenticated or not user.is_active:
         raise chat_not_found()
-    member = (
-        ChatMember.objects.active()
-        .select_related("chat", "chat__organisation", "chat__organisation__region")
-        .filter(user=user, chat_id=chat_id, chat__is_archived=False)
-        .first()
-    )
-    if member is None:
+    parts, sql = _member_query()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user.pk, chat_id, False])
+        row = cursor.fetchone()
+    if row is None:
         raise chat_not_found()
-    # The person is at hand: joining the user table again costs more (in
-    # query building) than the rest of this query on every frame.
+    member, chat, organisation, region = rows.split(row, parts)
+    assert isinstance(member, ChatMember) and isinstance(chat, Chat)
+    if organisation is not None:
+        organisation.region = region  # type: ignore[attr-defined]
+    chat.organisation = organisation  # type: ignore[assignment]
+    member.chat = chat
+    # The person is at hand: no need to read them again.
     member.user = user
     return member
 

@@ -26,6 +26,7 @@ from chats.models import (
     OfficeHours,
     ScheduledMessage,
 )
+from common import rows
 from common.errors import ApplicationError, PermissionDenied
 from common.ratelimit import rate_limit_hit, rate_limit_hit_async
 from organisations.selectors import contact_is_allowed
@@ -297,17 +298,19 @@ def _message_create(
     their notifications, and publish it after commit. `buttons` are a bot's
     inline buttons, already checked by bots.services."""
     seq = _next_seq(chat_id=chat.pk)
-    message = Message.objects.create(
-        chat=chat,
-        seq=seq,
-        author=author,
-        kind=kind,
-        client_id=client_id,
-        body=text,
-        body_hash=body_hash(text),
-        reply_to=reply_to,
-        requires_acknowledgement=requires_acknowledgement,
-        buttons=buttons or [],
+    message = rows.insert(
+        Message(
+            chat=chat,
+            seq=seq,
+            author=author,
+            kind=kind,
+            client_id=client_id,
+            body=text,
+            body_hash=body_hash(text),
+            reply_to=reply_to,
+            requires_acknowledgement=requires_acknowledgement,
+            buttons=buttons or [],
+        )
     )
     if author is not None:
         _author_read_mark(chat_id=chat.pk, author_id=author.pk, seq=seq)
