@@ -19,6 +19,9 @@ checked by ``lessons/media/tests/test_forwarding.py``:
   from the event loop for every frame, ``put(None)`` to stop, and the decoder
   thread's ``get()``; the frame's ``data`` is the depayloaded codec frame and
   its ``timestamp`` the RTP timestamp made relative to the first frame.
+- ``RTCRtpReceiver._RTCRtpReceiver__jitter_buffer``: ``add(packet)`` returns
+  ``(pli_flag, frame or None)``; for audio it is replaced (``AudioPassThrough``)
+  so that each Opus packet goes on the moment it arrives.
 - ``RTCRtpReceiver._send_rtcp_pli(media_ssrc)`` to ask the publisher for a
   keyframe, and ``_RTCRtpReceiver__rtx_ssrc`` to tell retransmission SSRCs
   from the media SSRC.
@@ -40,6 +43,7 @@ from typing import Any, Protocol
 import aiortc
 import av
 from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 logger = logging.getLogger(__name__)
@@ -64,6 +68,7 @@ GOP_CACHE_AGE = 1.0
 FRAME_STEP = {"video": 3000, "audio": 960}
 
 _RECEIVER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_RECEIVER_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _RECEIVER_STARTED = "_RTCRtpReceiver__started"
 _RECEIVER_RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
 
@@ -148,6 +153,48 @@ def tap_install(receiver: RTCRtpReceiver, on_frame: Callable[[Any, Any], None]) 
     return tap
 
 
+class AudioPassThrough:
+    """Stands in for an audio receiver's jitter buffer. aiortc's holds four
+    packets back before it lets one go (for its own decoder): 80 ms of delay
+    at 20 ms frames, more at longer ones, and with DTX (an Opus sender that
+    stops sending during silence) the last words of a sentence would wait for
+    the next packet, up to 400 ms later. A forwarding unit needs no jitter
+    buffer: the subscriber's has one. An Opus RTP packet is one whole frame
+    (RFC 7587), so each goes on at once; a duplicate or a packet older than
+    the newest one forwarded is dropped."""
+
+    capacity = 16
+
+    def __init__(self) -> None:
+        self._last_sequence: int | None = None
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        sequence = packet.sequence_number
+        if self._last_sequence is not None:
+            ahead = (sequence - self._last_sequence) % 65536
+            # 0: a duplicate; over half the range: an older packet.
+            if ahead == 0 or ahead >= 32768:
+                return False, None
+        self._last_sequence = sequence
+        return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
+
+    def remove(self, count: int) -> None:
+        """aiortc's buffer API; nothing is held here."""
+
+
+def audio_pass_through_install(receiver: RTCRtpReceiver) -> AudioPassThrough:
+    """Make an audio `receiver` hand on each packet as it arrives (see
+    AudioPassThrough). Must run before the receiver starts, with tap_install."""
+    current = getattr(receiver, _RECEIVER_JITTER_BUFFER, None)
+    if current is None or not callable(getattr(current, "add", None)):
+        raise ForwardingUnsupported(
+            "RTCRtpReceiver has no jitter buffer to replace (aiortc " + aiortc.__version__ + ")"
+        )
+    buffer = AudioPassThrough()
+    setattr(receiver, _RECEIVER_JITTER_BUFFER, buffer)
+    return buffer
+
+
 def receiver_media_ssrc(receiver: RTCRtpReceiver) -> int | None:
     """The SSRC the publisher sends media with (not its retransmissions)."""
     retransmission_ssrcs = set(getattr(receiver, _RECEIVER_RTX_SSRC, {}) or {})
@@ -221,6 +268,8 @@ class ForwardingSource:
         self._recent: list[av.Packet] | None = None
         self._recent_at = 0.0
         self.tap = tap_install(receiver, self._on_frame)
+        if kind == "audio":
+            audio_pass_through_install(receiver)
 
     def _on_frame(self, codec: Any, encoded_frame: Any) -> None:
         self.frames_received += 1

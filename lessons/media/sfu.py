@@ -34,7 +34,7 @@ from aiortc import (
 from aiortc import sdp as aiortc_sdp
 from aiortc.sdp import candidate_from_sdp
 
-from lessons.media import forwarding, protocol
+from lessons.media import forwarding, opus, protocol
 from lessons.media.protocol import CommandError
 
 if TYPE_CHECKING:
@@ -297,7 +297,9 @@ class Peer:
             self._connect_watch(connection, "publish-connect")
         self._published_refresh(parsed)
         assert connection.localDescription is not None
-        return connection.localDescription.sdp
+        # What the publisher's encoder should send (lessons.media.opus); the
+        # worker's own side of the connection is not affected.
+        return opus.answer_tune(connection.localDescription.sdp)
 
     def _published_refresh(self, offer: Any) -> None:
         """Match published tracks to the directions the client now sends."""

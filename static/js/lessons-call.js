@@ -13,6 +13,10 @@ const room = document.getElementById("room");
 
 const STATS_EVERY_MS = 5000;
 const PING_EVERY_MS = 25000;
+// The microphone's sender is capped, whatever the media server's answer asks
+// for (lessons/media/opus.py): a listener on "audio only" receives the sum
+// of what the speakers send and must stay within 64 kbit/s.
+const AUDIO_MAX_BITRATE = 24000;
 const VIDEO_CONSTRAINTS = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24, max: 30 } };
 
 const texts = {};
@@ -346,10 +350,14 @@ function publishConnection() {
   return connection;
 }
 
+function audioSending() {
+  return { direction: "sendonly", sendEncodings: [{ maxBitrate: AUDIO_MAX_BITRATE }] };
+}
+
 async function publishStart() {
   const connection = publishConnection();
   if (state.microphone) {
-    state.transceivers.audio = connection.addTransceiver(state.microphone, { direction: "sendonly" });
+    state.transceivers.audio = connection.addTransceiver(state.microphone, audioSending());
   }
   if (state.camera) {
     state.transceivers.video = connection.addTransceiver(state.camera, { direction: "sendonly" });
@@ -744,7 +752,10 @@ async function addLocalTrack(kind) {
   if (transceiver) {
     await transceiver.sender.replaceTrack(track);
   } else {
-    state.transceivers[kind] = publishConnection().addTransceiver(track, { direction: "sendonly" });
+    state.transceivers[kind] = publishConnection().addTransceiver(
+      track,
+      kind === "audio" ? audioSending() : { direction: "sendonly" },
+    );
     await negotiate();
   }
 }

@@ -341,3 +341,93 @@ def test_a_guest_waits_in_the_lobby_until_the_host_lets_them_in(call_server, cal
         "the guest's attendance to end",
     )
     assert [problem for problem in problems if not problem.endswith("/favicon.ico")] == []
+
+
+# What a page's connections carried so far: every byte of its transports
+# (RTP with headers, RTCP, DTLS, ICE), its RTP payload and headers per kind,
+# and the energy of the sound it played.
+TRAFFIC = """async () => {
+  const traffic = {transport_in: 0, transport_out: 0, rtp_in: 0, rtp_out: 0, video_in: 0, video_out: 0,
+                   audio_in_packets: 0, audio_energy: 0};
+  for (const connection of window.__peerConnections) {
+    if (connection.connectionState === "closed") continue;
+    (await connection.getStats()).forEach((item) => {
+      if (item.type === "transport") {
+        traffic.transport_in += item.bytesReceived || 0;
+        traffic.transport_out += item.bytesSent || 0;
+      } else if (item.type === "inbound-rtp") {
+        const bytes = (item.bytesReceived || 0) + (item.headerBytesReceived || 0);
+        traffic.rtp_in += bytes;
+        if (item.kind === "video") traffic.video_in += bytes;
+        if (item.kind === "audio") {
+          traffic.audio_energy += item.totalAudioEnergy || 0;
+          traffic.audio_in_packets += item.packetsReceived || 0;
+        }
+      } else if (item.type === "outbound-rtp") {
+        const bytes = (item.bytesSent || 0) + (item.headerBytesSent || 0);
+        traffic.rtp_out += bytes;
+        if (item.kind === "video") traffic.video_out += bytes;
+      }
+    });
+  }
+  return traffic;
+}"""
+AUDIO_ONLY_BUDGET_BITS_PER_SECOND = 64_000
+
+
+def test_an_audio_only_pupil_receives_and_sends_within_64_kbit_s(call_server, call_browser):
+    """A teacher publishes camera and microphone, another pupil speaks; the
+    pupil who joined "audio only" hears the teacher, and over a window of
+    about ten seconds its page received and sent at most 64 kbit/s (a bound
+    on bytes measured by the page's own statistics, not a timing)."""
+    world = make_lesson_world(students=2)
+    meeting = make_lesson_now(world, title="Урок на слабой связи")
+    occurrence = meeting.occurrences.get()
+    teacher, speaker, listener = world.teacher, world.students[0], world.students[1]
+    problems: list[str] = []
+    teacher_page = signed_in_context(call_browser, call_server, teacher).new_page()
+    speaker_page = signed_in_context(call_browser, call_server, speaker).new_page()
+    listener_page = signed_in_context(call_browser, call_server, listener).new_page()
+    for page in (teacher_page, speaker_page, listener_page):
+        watch_problems(page, problems)
+
+    join_from_the_meeting_page(teacher_page, call_server, meeting.pk)
+    join_from_the_meeting_page(speaker_page, call_server, meeting.pk)
+    # The teacher lets pupils see each other, so that the speaker's camera
+    # would reach the listener too if it asked for video.
+    teacher_page.locator("#safe-lesson").click()
+    speaker_page.wait_for_selector("#call-mode:not(:has-text('Безопасный урок'))", state="attached", timeout=TIMEOUT_MS)
+    speaker_page.locator("#toggle-microphone").click()
+    speaker_page.wait_for_selector("#toggle-microphone:has-text('Выключить микрофон')", timeout=TIMEOUT_MS)
+
+    listener_page.goto(f"{call_server.url}/lessons/{meeting.pk}/")
+    listener_page.locator("section[aria-labelledby=join-title] button[type=submit]").click()
+    listener_page.wait_for_selector("#call-start:not([hidden])", timeout=TIMEOUT_MS)
+    listener_page.locator("#start-audio-only").check()
+    listener_page.locator("#start-join").click()
+    listener_page.wait_for_selector("#call-main:not([hidden])", timeout=TIMEOUT_MS)
+    assert "Только звук" in listener_page.locator("#call-mode").inner_text()
+    # The safe lesson is off: the listener came in with the microphone on.
+    listener_page.wait_for_selector("#toggle-microphone:has-text('Выключить микрофон')", timeout=TIMEOUT_MS)
+
+    participants = {person.user_id: person for person in Participant.objects.filter(occurrence=occurrence)}
+    teacher_peer, speaker_peer, listener_peer = (peer_of(participants[user.pk]) for user in (teacher, speaker, listener))
+    until(lambda: receives(speaker_page, teacher_peer), "the speaker to see and hear the teacher")
+    until(lambda: received_from(listener_page, teacher_peer)["audio_energy"] > 0, "the listener to hear the teacher")
+    until(lambda: received_from(listener_page, speaker_peer)["audio_samples"] > 0, "the listener to hear the speaker")
+    until(lambda: received_from(teacher_page, listener_peer)["audio_samples"] > 0, "the teacher to hear the listener")
+
+    before = listener_page.evaluate(TRAFFIC)
+    started = time.monotonic()
+    time.sleep(10)
+    after = listener_page.evaluate(TRAFFIC)
+    seconds = time.monotonic() - started
+    rate = {key: (after[key] - before[key]) * 8 / seconds for key in after}
+    print("audio-only page, bit/s over", round(seconds, 1), "s:", {key: round(value) for key, value in rate.items()})
+    assert after["audio_energy"] > before["audio_energy"]
+    assert after["video_in"] == 0 and after["video_out"] == 0
+    assert rate["transport_in"] <= AUDIO_ONLY_BUDGET_BITS_PER_SECOND
+    assert rate["rtp_in"] <= AUDIO_ONLY_BUDGET_BITS_PER_SECOND
+    assert rate["transport_out"] <= AUDIO_ONLY_BUDGET_BITS_PER_SECOND
+    assert rate["rtp_out"] <= AUDIO_ONLY_BUDGET_BITS_PER_SECOND
+    assert [problem for problem in problems if not problem.endswith("/favicon.ico")] == []

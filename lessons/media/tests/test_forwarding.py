@@ -264,3 +264,33 @@ async def test_mute_holds_frames_back_and_unmute_restarts_at_a_keyframe(video_so
     assert [bytes(packet) for packet in sink._queue] == [KEY, DELTA]
     feed(DELTA)
     assert len(sink._queue) == 3
+
+
+class _Packet:
+    def __init__(self, sequence_number: int, timestamp: int, data: bytes = b"x") -> None:
+        self.sequence_number = sequence_number
+        self.timestamp = timestamp
+        self._data = data
+
+
+def test_audio_packets_pass_through_at_once_and_stale_ones_are_dropped():
+    buffer = forwarding.AudioPassThrough()
+    first = buffer.add(_Packet(65534, 100, b"a"))
+    assert first[0] is False and (first[1].data, first[1].timestamp) == (b"a", 100)
+    assert buffer.add(_Packet(65535, 1060, b"b"))[1].data == b"b"
+    assert buffer.add(_Packet(65535, 1060, b"b"))[1] is None  # a duplicate
+    assert buffer.add(_Packet(2, 4900, b"c"))[1].data == b"c"  # after a wrap and a gap (DTX, a loss)
+    assert buffer.add(_Packet(1, 3940, b"late"))[1] is None
+
+
+@pytest.mark.asyncio
+async def test_an_audio_source_replaces_the_receivers_jitter_buffer():
+    connection = RTCPeerConnection()
+    try:
+        transceiver = connection.addTransceiver("audio", direction="recvonly")
+        assert type(transceiver.receiver._RTCRtpReceiver__jitter_buffer).__name__ == "JitterBuffer"
+        forwarding.ForwardingSource(receiver=transceiver.receiver, kind="audio")
+        buffer = transceiver.receiver._RTCRtpReceiver__jitter_buffer
+        assert isinstance(buffer, forwarding.AudioPassThrough)
+    finally:
+        await connection.close()
