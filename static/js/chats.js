@@ -100,7 +100,10 @@ const handlers = {
       }
     }
   },
-  message(frame) { (list ? listMessage : onMessage)(frame.message || {}); },
+  message(frame) {
+    (list ? listMessage : onMessage)(frame.message || {});
+    announce(frame.message || {});
+  },
   "message.updated"(frame) {
     const message = frame.message || {};
     if (list) return listPreview(message.chat, message.seq, message);
@@ -259,6 +262,20 @@ function listMessage(message) {
   if (!message.author || message.author.id !== me) unread(item, 1, true);
   listPreview(message.chat, message.seq, message, true);
   item.parentNode.prepend(item);
+}
+
+// Every new message of the person's chats as a DOM event, for the browser
+// notifications of static/js/pwa.js (shown there while the tab is hidden).
+function announce(message) {
+  if (!message.chat || !message.author || message.is_deleted) return;
+  const item = listItem(message.chat), link = item && item.querySelector(".chat-title");
+  // A direct chat's title is the other person: the author of what arrives.
+  const title = link ? (link.querySelector(".user-name") || link).textContent.trim()
+    : message.chat === chatId ? (titleBox ? titleBox.textContent : message.author.display_name) : "";
+  document.dispatchEvent(new CustomEvent("parta:message", { detail: {
+    chatId: message.chat, chatTitle: title, author: message.author.display_name, text: message.body || "",
+    isOwn: message.author.id === me,
+  } }));
 }
 
 // The preview of a chat's newest message: " · Author: text · time".
