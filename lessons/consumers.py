@@ -64,6 +64,10 @@ CLOSE_MEDIA_LOST = 4012  # the media connection or its server went away: join ag
 JOIN_TIMEOUT_SECONDS = 10
 REF_MAX_LENGTH = 64
 STATS_MIN_INTERVAL_SECONDS = 2.0
+# A participant whose own connection was "poor" in this many "stats" reports
+# in a row (taken at least STATS_MIN_INTERVAL_SECONDS apart; the portal's
+# page reports every 5 s) is switched to audio only by the server.
+AUDIO_ONLY_AFTER_POOR_REPORTS = 2
 SDP_MAX_CHARS = 60_000
 CANDIDATE_MAX_CHARS = 1000
 TOKEN_MAX_LENGTH = 200
@@ -246,6 +250,13 @@ class CallConsumer(AsyncWebsocketConsumer):
         self.offer_revision: int | None = None
         self.has_subscribe_offer = False
         self.quality: str | None = None
+        # The automatic fall-back to audio only (frame_stats): poor reports
+        # in a row, and whether it may switch now. It is disarmed once it
+        # switched, and armed again only by a "good" report while video is
+        # on: after the person asked for video back, a connection that stays
+        # weak does not switch them again and again.
+        self.poor_reports = 0
+        self.is_fallback_armed = True
         # The media section of this participant's shared screen, and whether
         # the recording under way takes its video from this participant.
         self.screen_mid: str | None = None
@@ -854,13 +865,40 @@ class CallConsumer(AsyncWebsocketConsumer):
     async def frame_audio_only(self, frame: dict[str, Any], ref: Any) -> None:
         self._require_call()
         enabled = _boolean(frame, "enabled")
+        await self._audio_only_set(enabled)
+        if not enabled:
+            self.poor_reports = 0
+        await self._reply({"type": "ack", "ref": ref, "for": "audio_only", "enabled": enabled})
+
+    async def _audio_only_set(self, enabled: bool) -> None:
+        """Receive sound only (or everything again): the others see it in
+        the presence, the worker stops (or resumes) forwarding video."""
         assert self.participant_id is not None
         await database_sync_to_async(calls.call_presence_update)(
             participant_id=self.participant_id, channel_name=self.channel_name, is_audio_only=enabled
         )
         self.is_audio_only = enabled
         await self._rules_sync(self.room_peers | self.host_peers | set(self.rules))
-        await self._reply({"type": "ack", "ref": ref, "for": "audio_only", "enabled": enabled})
+
+    async def _fallback_check(self, level: str) -> None:
+        """Switch a participant whose connection stays poor to audio only,
+        and tell them why ("audio_only" with reason "poor_connection")."""
+        if level == "good" and not self.is_audio_only:
+            self.is_fallback_armed = True
+        self.poor_reports = self.poor_reports + 1 if level == "poor" else 0
+        if self.is_audio_only or not self.is_fallback_armed or self.poor_reports < AUDIO_ONLY_AFTER_POOR_REPORTS:
+            return
+        self.is_fallback_armed = False
+        self.poor_reports = 0
+        await self._audio_only_set(True)
+        await self._reply(
+            {
+                "type": "audio_only",
+                "enabled": True,
+                "reason": "poor_connection",
+                "detail": _("The connection is weak: audio only is on. Video comes back when you ask for it."),
+            }
+        )
 
     async def frame_chat(self, frame: dict[str, Any], ref: Any) -> None:
         self._require_call()
@@ -882,7 +920,7 @@ class CallConsumer(AsyncWebsocketConsumer):
     async def frame_stats(self, frame: dict[str, Any], ref: Any) -> None:
         """The browser's own measurements (RTCPeerConnection.getStats): the
         others hear of this participant's connection quality when it
-        changes."""
+        changes, and a connection that stays poor falls back to audio only."""
         self._require_call()
         rtt = _number(frame.get("rtt_ms"), "rtt_ms", maximum=600_000)
         loss = _number(frame.get("loss"), "loss", maximum=1)
@@ -891,6 +929,7 @@ class CallConsumer(AsyncWebsocketConsumer):
             return
         self.stats_at = loop_time
         level = calls.quality_level(rtt_ms=rtt, loss=loss)
+        await self._fallback_check(level)
         if level == self.quality:
             return
         self.quality = level

@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from lessons.calls import peer_id
 from lessons.media.testing import ToneAudioTrack
 from lessons.models import AttendanceSession, CallPresence
-from lessons.tests.factories import make_lesson_now, make_lesson_world, make_parent_meeting_now
+from lessons.tests.factories import make_lesson_now, make_lesson_world, make_parent_meeting_now, until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -145,6 +145,76 @@ async def test_audio_only_receives_no_video(media_worker, call_clients):
     ack = await parent.request({"type": "audio_only", "enabled": False})
     assert ack["type"] == "ack"
     await parent.until_decoded(teacher_peer, "video", 10)
+
+
+def audio_only_frames(client) -> list[dict]:
+    return [frame for frame in client.frames if frame["type"] == "audio_only"]
+
+
+async def stats_taken(client, level_frame: dict) -> None:
+    """Send one "stats" report and wait until the socket has handled it (the
+    socket handles frames in order: the pong follows)."""
+    await client.send({"type": "stats", **level_frame})
+    assert (await client.request({"type": "ping"}))["type"] == "pong"
+
+
+POOR = {"rtt_ms": 900, "loss": 0.2}
+GOOD = {"rtt_ms": 40, "loss": 0.0}
+
+
+async def test_a_connection_that_stays_poor_falls_back_to_audio_only(media_worker, call_clients, monkeypatch):
+    # Reports are taken at most every 2 s from a browser; here each one is.
+    monkeypatch.setattr("lessons.consumers.STATS_MIN_INTERVAL_SECONDS", 0.0)
+    world = await database_sync_to_async(make_lesson_world)(students=1)
+    meeting = await database_sync_to_async(make_parent_meeting_now)(world)
+    occurrence = await database_sync_to_async(lambda: meeting.occurrences.get())()
+    teacher = await call_clients(occurrence.pk, world.teacher, tracks=tracks())
+    parent = await call_clients(occurrence.pk, world.parent)
+    teacher_joined = await teacher.join()
+    await teacher.publish()
+    parent_joined = await parent.join()
+    teacher_peer = teacher_joined["participant"]["peer"]
+    parent_id = parent_joined["participant"]["id"]
+    await parent.until_decoded(teacher_peer, "video", 10)
+    peer = media_worker.rooms[teacher_joined["room"]].peers[parent_joined["participant"]["peer"]]
+
+    def kinds_received() -> list[str]:
+        return sorted(slot.track.kind for slot in peer.slots if slot.published is not None)
+
+    assert kinds_received() == ["audio", "video"]
+
+    # One poor report is not enough; the second in a row switches.
+    await stats_taken(parent, POOR)
+    assert audio_only_frames(parent) == []
+    await parent.send({"type": "stats", **POOR})
+    switched = await parent.wait_type("audio_only")
+    assert switched == {
+        "type": "audio_only",
+        "enabled": True,
+        "reason": "poor_connection",
+        "detail": "The connection is weak: audio only is on. Video comes back when you ask for it.",
+    }
+    await until(lambda: kinds_received() == ["audio"], what="the video to stop reaching the parent")
+    presence = await teacher.wait_for(
+        lambda frame: frame["type"] == "call.presence" and frame["participant"]["is_audio_only"] is True
+    )
+    assert presence["participant"]["id"] == parent_id
+    assert (await database_sync_to_async(CallPresence.objects.get)(participant_id=parent_id)).is_audio_only is True
+
+    # The parent asks for video back: a connection that stays poor does not
+    # switch them again ...
+    assert (await parent.request({"type": "audio_only", "enabled": False}))["enabled"] is False
+    await until(lambda: kinds_received() == ["audio", "video"], what="the video to come back")
+    for _report in range(3):
+        await stats_taken(parent, POOR)
+    assert len(audio_only_frames(parent)) == 1
+    assert kinds_received() == ["audio", "video"]
+    # ... until it was good once and then poor again.
+    await stats_taken(parent, GOOD)
+    await stats_taken(parent, POOR)
+    await stats_taken(parent, POOR)
+    assert len(audio_only_frames(parent)) == 2
+    await until(lambda: kinds_received() == ["audio"], what="the video to stop again")
 
 
 async def test_a_malformed_offer_is_refused_by_the_worker_and_changes_nothing(media_worker, call_clients):
