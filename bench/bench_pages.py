@@ -8,14 +8,15 @@ next to the same page with throttling off, measured in the same run.
 Every measurement starts from an empty cache (a new browser context, signed
 in with the session cookie of the page's person). The figure is the median
 of BENCH_PAGES_RUNS (5) throttled loads; the baseline the median of as many
-unthrottled ones. The bytes transferred (the sum of Chromium's
-encodedDataLength: headers and compressed bodies) are printed beside it.
+unthrottled ones. Printed beside it: the requests sent before the page
+was usable and their bytes on the wire (the sum of Chromium's
+encodedDataLength: headers and bodies as sent, compressed or not).
 BENCH_PAGES_WATERFALL=1 prints every page's request waterfall (it is always
 printed for a page that misses the goal).
 
-The portal runs as in production: a real daphne on a fresh database of its
-own, with `collectstatic` run first, so that WhiteNoise serves the
-precompressed CSS and scripts."""
+The portal runs as in production: a real daphne on a fresh SQLite database
+of its own, with `collectstatic` run first, so that WhiteNoise serves the
+CSS and scripts from STATIC_ROOT with their gzip copies."""
 
 import dataclasses
 import json
@@ -109,9 +110,11 @@ def runs() -> int:
 
 def _environment() -> dict[str, str]:
     environment = bench_environment()
-    if "DATABASE_URL" not in environment:
-        # A database of its own, fresh each run: other benchmarks may run meanwhile.
-        environment["SQLITE_PATH"] = str(BENCH_DIR / "bench-pages.sqlite3")
+    # A fresh SQLite database of its own each run, even with
+    # BENCH_DATABASE_URL: the core pages' world is made anew each time (and
+    # other benchmarks may be using theirs meanwhile).
+    environment.pop("DATABASE_URL", None)
+    environment["SQLITE_PATH"] = str(BENCH_DIR / "bench-pages.sqlite3")
     if "REDIS_URL" not in os.environ:
         environment["EMBEDDED_REDIS_SOCKET_TEST"] = str(BENCH_DIR / "redis-pages.sock")
     environment["STATIC_ROOT"] = str(BENCH_DIR / "static-pages")
@@ -119,8 +122,6 @@ def _environment() -> dict[str, str]:
 
 
 def _fresh_database(environment: dict[str, str]) -> None:
-    if "SQLITE_PATH" not in environment:
-        return
     for suffix in ("", "-wal", "-shm", "-journal"):
         if os.path.exists(environment["SQLITE_PATH"] + suffix):
             os.remove(environment["SQLITE_PATH"] + suffix)
