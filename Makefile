@@ -14,6 +14,10 @@ export SMS_OUTBOX ?= var/sms-outbox.jsonl
 
 .PHONY: run test lint typecheck migrations-check bench install browser messages clean
 
+# axe-core for the accessibility checks of the browser tests, from the npm
+# registry at the version tests/browser/package-lock.json pins.
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,10 +32,14 @@ run: $(STAMP)
 	$(BIN)/python manage.py runportal
 
 # Debian's packages the tests need: Chromium for the browser tests (never a
-# downloaded browser) and gettext for the translation check.
+# downloaded browser), gettext for the translation check and npm for axe-core.
 browser:
-	@if ! command -v chromium >/dev/null || ! command -v xgettext >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium gettext >/dev/null; fi
+	@if ! command -v chromium >/dev/null || ! command -v xgettext >/dev/null || ! command -v npm >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium gettext npm >/dev/null; fi
+
+$(AXE): tests/browser/package.json tests/browser/package-lock.json | browser
+	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+	touch $(AXE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -45,7 +53,7 @@ migrations-check: $(STAMP)
 messages: $(STAMP)
 	$(BIN)/python manage.py compilemessages --ignore=.venv
 
-test: $(STAMP) browser lint migrations-check
+test: $(STAMP) browser $(AXE) lint migrations-check
 	mkdir -p var
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -54,4 +62,4 @@ bench: $(STAMP) browser
 	$(BIN)/python -m bench $(BENCH)
 
 clean:
-	rm -rf var/test-* test-artifacts
+	rm -rf var/test-* test-artifacts tests/browser/node_modules

@@ -95,7 +95,7 @@ def sms_outbox(tmp_path, settings):
 
 # --- End-to-end: a real daphne, and Debian's Chromium through Playwright ---------
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parent / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless=new",

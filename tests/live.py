@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.core.management import call_command
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,8 +37,23 @@ def database_environment() -> dict[str, str]:
     return {"DATABASE_URL": f"postgres://{user}{password}@{host}:{port}/{database['NAME']}"}
 
 
+def static_collect() -> None:
+    """collectstatic into STATIC_ROOT unless it is newer than every source
+    file: the live server serves static files as production does, from
+    STATIC_ROOT with their gzip copies (portal/settings/base.py)."""
+    stamp = Path(str(settings.STATIC_ROOT) + ".collected")
+    newest = max(
+        os.stat(storage.path(path)).st_mtime for finder in finders.get_finders() for path, storage in finder.list(None)
+    )
+    if stamp.exists() and stamp.stat().st_mtime >= newest:
+        return
+    call_command("collectstatic", interactive=False, verbosity=0)
+    stamp.touch()
+
+
 class LiveServer:
     def __init__(self, extra_environment: Mapping[str, str] | None = None) -> None:
+        static_collect()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         environment = dict(os.environ)

@@ -205,7 +205,11 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = True
+# WhiteNoise serves what collectstatic put in STATIC_ROOT, with the gzip
+# copies CompressedStaticFilesStorage made beside each file (a browser that
+# accepts gzip gets them). Reading the source folders instead (finders) would
+# serve every file uncompressed; only development (DEBUG) does that, so that
+# an edited file shows at once.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 IMPORT_MAX_FILE_SIZE = 5 * 1024 * 1024
