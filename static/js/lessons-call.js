@@ -12,6 +12,11 @@ const call = document.getElementById("call");
 const room = document.getElementById("room");
 
 const STATS_EVERY_MS = 5000;
+// Below this estimate of what the page can send (the browser's bandwidth
+// estimate of its publishing connection), in this many reports in a row,
+// the page stops its camera and switches to audio only by itself.
+const LOW_OUTGOING_BITRATE = 100000;
+const LOW_OUTGOING_REPORTS = 2;
 const PING_EVERY_MS = 25000;
 // The microphone's sender is capped, whatever the media server's answer asks
 // for (lessons/media/opus.py): a listener on "audio only" receives the sum
@@ -77,6 +82,9 @@ const state = {
   muted: new Set(["audio", "video"]),
   handRaised: false,
   audioOnly: false,
+  cameraBeforeAudioOnly: false, // the camera was on when audio only began
+  lowOutgoing: 0, // reports in a row with a very low outgoing estimate
+  isLowOutgoingArmed: true, // not again after asking for video back, until the estimate was fine
   lastStats: null,
   timers: [],
   finished: false,
@@ -201,6 +209,11 @@ async function handle(frame) {
       break;
     case "call.recording":
       showRecording(frame.recording);
+      break;
+    case "audio_only":
+      // The server switched this page to audio only: the connection is weak.
+      await audioOnlyEnter();
+      fallbackNotice(true);
       break;
     case "call.quality":
       state.quality.set(frame.participant, frame.level);
@@ -845,12 +858,51 @@ async function toggleHand() {
 }
 
 async function toggleAudioOnly() {
-  const answer = await request({ type: "audio_only", enabled: !state.audioOnly });
-  if (answer.type === "ack") {
-    state.audioOnly = answer.enabled;
-    renderControls();
-    renderTiles();
+  if (state.audioOnly) {
+    await audioOnlyLeave();
+    return;
   }
+  const answer = await request({ type: "audio_only", enabled: true });
+  if (answer.type === "ack") {
+    await audioOnlyEnter();
+  }
+}
+
+// Audio only: nothing but sound comes in (the server stops forwarding
+// video), and the camera stops sending too, so that the page stays within
+// what a weak connection carries (64 kbit/s both ways).
+async function audioOnlyEnter() {
+  state.audioOnly = true;
+  if (state.camera && !state.muted.has("video")) {
+    state.cameraBeforeAudioOnly = true;
+    await toggle("video");
+  }
+  renderControls();
+  renderTiles();
+}
+
+async function audioOnlyLeave() {
+  const answer = await request({ type: "audio_only", enabled: false });
+  if (answer.type !== "ack") {
+    return;
+  }
+  state.audioOnly = false;
+  state.lowOutgoing = 0;
+  fallbackNotice(false);
+  if (state.cameraBeforeAudioOnly) {
+    state.cameraBeforeAudioOnly = false;
+    if (state.muted.has("video")) {
+      await toggle("video");
+    }
+  }
+  renderControls();
+  renderTiles();
+}
+
+function fallbackNotice(shown) {
+  const notice = byId("call-fallback");
+  byId("call-fallback-text").textContent = shown ? t("fallback") : "";
+  notice.hidden = !shown;
 }
 
 // --- Connection quality ---------------------------------------------------------------------------------------------
@@ -859,6 +911,7 @@ async function reportStats() {
   let rtt = null;
   let lost = 0;
   let received = 0;
+  let outgoing = null;
   for (const connection of [state.publish, state.subscribe]) {
     if (!connection) {
       continue;
@@ -867,6 +920,14 @@ async function reportStats() {
     report.forEach((item) => {
       if (item.type === "candidate-pair" && item.nominated && item.currentRoundTripTime !== undefined) {
         rtt = Math.max(rtt || 0, item.currentRoundTripTime * 1000);
+      }
+      if (
+        connection === state.publish &&
+        item.type === "candidate-pair" &&
+        item.nominated &&
+        item.availableOutgoingBitrate !== undefined
+      ) {
+        outgoing = item.availableOutgoingBitrate;
       }
       if (item.type === "inbound-rtp") {
         lost += item.packetsLost || 0;
@@ -884,6 +945,34 @@ async function reportStats() {
     frame.rtt_ms = Math.min(600000, Math.round(rtt));
   }
   send(frame);
+  await outgoingCheck(outgoing);
+}
+
+// The browser's estimate of what it can send is too low for a camera: stop
+// the camera and receive sound only, and say so. After the person asked for
+// video back, only once the estimate was fine again.
+async function outgoingCheck(outgoing) {
+  const isSendingVideo = Boolean(state.camera) && !state.muted.has("video") && !state.audioOnly;
+  if (outgoing === null || !isSendingVideo) {
+    state.lowOutgoing = 0;
+    return;
+  }
+  if (outgoing >= LOW_OUTGOING_BITRATE) {
+    state.lowOutgoing = 0;
+    state.isLowOutgoingArmed = true;
+    return;
+  }
+  state.lowOutgoing += 1;
+  if (state.lowOutgoing < LOW_OUTGOING_REPORTS || !state.isLowOutgoingArmed) {
+    return;
+  }
+  state.lowOutgoing = 0;
+  state.isLowOutgoingArmed = false;
+  const answer = await request({ type: "audio_only", enabled: true });
+  if (answer.type === "ack") {
+    await audioOnlyEnter();
+    fallbackNotice(true);
+  }
 }
 
 // --- Leaving --------------------------------------------------------------------------------------------------------
@@ -920,6 +1009,13 @@ function finish(text, mayComeBack) {
   }
 }
 
+// The browser says the connection is slow, or that its user saves data:
+// audio only is chosen for them before they join (they may untick it).
+function isSlowConnection() {
+  const connection = navigator.connection;
+  return Boolean(connection && (connection.saveData || ["slow-2g", "2g", "3g"].includes(connection.effectiveType)));
+}
+
 // --- Start ----------------------------------------------------------------------------------------------------------
 
 if (call) {
@@ -930,6 +1026,10 @@ if (call) {
   byId("call-back").href = call.dataset.backUrl;
   status(t("ready"));
   byId("call-start").hidden = false;
+  if (isSlowConnection()) {
+    byId("start-audio-only").checked = true;
+    byId("start-slow").hidden = false;
+  }
   byId("call-start").addEventListener("submit", (event) => {
     start(event).catch((error) => {
       console.warn("joining failed", error);
@@ -941,6 +1041,7 @@ if (call) {
   byId("toggle-screen").addEventListener("click", () => toggleScreen());
   byId("toggle-hand").addEventListener("click", () => toggleHand());
   byId("toggle-audio-only").addEventListener("click", () => toggleAudioOnly());
+  byId("call-fallback-video").addEventListener("click", () => audioOnlyLeave());
   byId("call-leave").addEventListener("click", () => send({ type: "leave" }));
   byId("call-chat-form").addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -411,7 +411,9 @@ def test_an_audio_only_pupil_receives_and_sends_within_64_kbit_s(call_server, ca
     listener_page.wait_for_selector("#toggle-microphone:has-text('Выключить микрофон')", timeout=TIMEOUT_MS)
 
     participants = {person.user_id: person for person in Participant.objects.filter(occurrence=occurrence)}
-    teacher_peer, speaker_peer, listener_peer = (peer_of(participants[user.pk]) for user in (teacher, speaker, listener))
+    teacher_peer, speaker_peer, listener_peer = (
+        peer_of(participants[user.pk]) for user in (teacher, speaker, listener)
+    )
     until(lambda: receives(speaker_page, teacher_peer), "the speaker to see and hear the teacher")
     until(lambda: received_from(listener_page, teacher_peer)["audio_energy"] > 0, "the listener to hear the teacher")
     until(lambda: received_from(listener_page, speaker_peer)["audio_samples"] > 0, "the listener to hear the speaker")
@@ -431,3 +433,161 @@ def test_an_audio_only_pupil_receives_and_sends_within_64_kbit_s(call_server, ca
     assert rate["transport_out"] <= AUDIO_ONLY_BUDGET_BITS_PER_SECOND
     assert rate["rtp_out"] <= AUDIO_ONLY_BUDGET_BITS_PER_SECOND
     assert [problem for problem in problems if not problem.endswith("/favicon.ico")] == []
+
+
+# A weak link, pretended: the page's own statistics report a long round
+# trip (window.__poorLink) or a very low estimate of what it can send
+# (window.__lowBandwidth); everything else is real.
+WEAK_LINK = """
+const nativeGetStats = RTCPeerConnection.prototype.getStats;
+RTCPeerConnection.prototype.getStats = async function (...args) {
+  const report = await nativeGetStats.apply(this, args);
+  if (!window.__poorLink && !window.__lowBandwidth) return report;
+  const changed = new Map();
+  report.forEach((item, key) => {
+    if (item.type !== "candidate-pair") { changed.set(key, item); return; }
+    const copy = {...item};
+    if (window.__poorLink) copy.currentRoundTripTime = 0.9;
+    if (window.__lowBandwidth) copy.availableOutgoingBitrate = 50000;
+    changed.set(key, copy);
+  });
+  return changed;
+};
+"""
+
+
+def test_a_weak_connection_falls_back_to_audio_only_and_says_so(call_server, call_browser, artifacts_dir):
+    world = make_lesson_world(students=1)
+    meeting = make_parent_meeting_now(world)
+    occurrence = meeting.occurrences.get()
+    problems: list[str] = []
+    teacher_page = signed_in_context(call_browser, call_server, world.teacher).new_page()
+    parent_context = signed_in_context(call_browser, call_server, world.parent)
+    parent_context.add_init_script(WEAK_LINK)
+    parent_page = parent_context.new_page()
+    for page in (teacher_page, parent_page):
+        watch_problems(page, problems)
+    join_from_the_meeting_page(teacher_page, call_server, meeting.pk)
+    join_from_the_meeting_page(parent_page, call_server, meeting.pk)
+    parent = Participant.objects.get(occurrence=occurrence, user=world.parent)
+    teacher_peer = "p" + str(Participant.objects.get(occurrence=occurrence, user=world.teacher).pk)
+    until(lambda: receives(teacher_page, peer_of(parent)), "the teacher to see and hear the parent")
+    until(lambda: receives(parent_page, teacher_peer), "the parent to see and hear the teacher")
+    fallback = parent_page.locator("#call-fallback")
+    assert fallback.is_hidden()
+
+    # The round trip the page reports turns poor: the server switches the
+    # parent to audio only, and the page says so.
+    parent_page.evaluate("window.__poorLink = true")
+    fallback.wait_for(state="visible", timeout=TIMEOUT_MS)
+    assert parent_page.locator("#call-fallback-text").inner_text() == "Связь слабая — включён режим «только звук»"
+    assert parent_page.locator("#call-fallback-region").get_attribute("aria-live") == "polite"
+    assert parent_page.locator("#toggle-camera").inner_text() == "Включить камеру"
+    assert "Только звук" in parent_page.locator("#call-mode").inner_text()
+    parent_page.set_viewport_size({"width": 320, "height": 640})
+    assert parent_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    parent_page.screenshot(path=str(artifacts_dir / "lesson-call-fallback-320.png"), full_page=True)
+    assert parent_page.evaluate(UNLABELLED_CONTROLS) == []
+    until(
+        lambda: CallPresence.objects.filter(participant=parent, is_audio_only=True, is_video_muted=True).exists(),
+        "the parent's presence to say audio only, camera off",
+    )
+    teacher_page.wait_for_selector(
+        f'.tile[data-peer="{peer_of(parent)}"] .tile-state:has-text("только звук")', timeout=TIMEOUT_MS
+    )
+    video_seen = parent_page.evaluate(RECEIVED)[teacher_peer]["video"]
+
+    # The parent asks for video back, with the keyboard.
+    parent_page.evaluate("window.__poorLink = false")
+    parent_page.locator("#call-fallback-video").focus()
+    parent_page.keyboard.press("Enter")
+    fallback.wait_for(state="hidden", timeout=TIMEOUT_MS)
+    parent_page.wait_for_selector("#toggle-camera:has-text('Выключить камеру')", timeout=TIMEOUT_MS)
+    until(lambda: received_from(parent_page, teacher_peer)["video"] > video_seen + 10, "the teacher's video again")
+    until(
+        lambda: CallPresence.objects.filter(participant=parent, is_audio_only=False, is_video_muted=False).exists(),
+        "the parent's camera on again",
+    )
+
+    # The browser estimates it can send too little for a camera: the page
+    # switches to audio only by itself.
+    parent_page.evaluate("window.__lowBandwidth = true")
+    fallback.wait_for(state="visible", timeout=TIMEOUT_MS)
+    until(
+        lambda: CallPresence.objects.filter(participant=parent, is_audio_only=True, is_video_muted=True).exists(),
+        "the parent's page to stop its camera",
+    )
+    assert [problem for problem in problems if not problem.endswith("/favicon.ico")] == []
+
+
+NO_HORIZONTAL_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
+
+
+def test_joining_without_javascript_at_320_px(live_daphne, browser, artifacts_dir):
+    """The join pages of a guest by link and of a member, with JavaScript
+    switched off on a 320 px screen: what the meeting is, the name form, the
+    lobby with its "check again", and a note that sound and video need
+    JavaScript."""
+    world = make_lesson_world(students=1)
+    meeting = make_parent_meeting_now(world)
+    _link, token = services.join_link_create(actor=world.teacher, meeting_id=meeting.pk, label="Бабушка")
+    guest_context = browser.new_context(
+        locale="ru-RU", viewport={"width": 320, "height": 640}, java_script_enabled=False
+    )
+    guest_page = guest_context.new_page()
+
+    guest_page.goto(f"{live_daphne.url}/join/{token}/")
+    about = guest_page.locator("body").inner_text()
+    assert "Родительское собрание" in about
+    assert "Ведущий: " + world.teacher.display_name in about
+    assert "Начало: " in about
+    assert guest_page.evaluate(NO_HORIZONTAL_SCROLL)
+    assert guest_page.evaluate(UNLABELLED_CONTROLS) == []
+    guest_page.screenshot(path=str(artifacts_dir / "lesson-join-guest-no-js-320.png"), full_page=True)
+    guest_page.get_by_label(re.compile("имя", re.IGNORECASE)).first.fill("Нина Петровна")
+    guest_page.locator("form button[type=submit]").last.click()
+
+    # The lobby: it says so and offers to check again.
+    guest_page.wait_for_selector("#room[data-status=waiting]")
+    assert "зале ожидания" in guest_page.locator("#room").inner_text()
+    assert guest_page.locator("#room-no-script").is_visible()
+    assert guest_page.evaluate(NO_HORIZONTAL_SCROLL)
+    guest_page.screenshot(path=str(artifacts_dir / "lesson-lobby-guest-no-js-320.png"), full_page=True)
+    guest = Participant.objects.get(occurrence__meeting=meeting, join_link__isnull=False)
+    assert guest.status == ParticipantStatus.WAITING and guest.display_name == "Нина Петровна"
+    services.lobby_decide(actor=world.teacher, meeting_id=meeting.pk, participant_id=guest.pk, admit=True)
+    guest_page.get_by_role("button", name="Проверить ещё раз").click()
+    guest_page.wait_for_selector("#room[data-status=admitted]", state="attached")
+    # Let in: the call itself needs JavaScript, and the page says so.
+    assert guest_page.locator("#call-status").is_visible()
+    assert guest_page.locator("#room-no-script").is_visible()
+    assert guest_page.locator("#call-start").is_hidden()
+    assert guest_page.evaluate(NO_HORIZONTAL_SCROLL)
+
+    # A member (a parent) joins from the meeting's page with a plain form.
+    member_context = browser.new_context(
+        locale="ru-RU", viewport={"width": 320, "height": 640}, java_script_enabled=False
+    )
+    client = Client()
+    client.force_login(world.parent)
+    member_context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                "url": live_daphne.url,
+            }
+        ]
+    )
+    member_page = member_context.new_page()
+    member_page.goto(f"{live_daphne.url}/lessons/{meeting.pk}/")
+    member_page.locator("section[aria-labelledby=join-title] button[type=submit]").click()
+    member_page.wait_for_selector("#room[data-status=admitted]", state="attached")
+    assert member_page.url == f"{live_daphne.url}/lessons/{meeting.pk}/join/"
+    assert member_page.locator("h1").inner_text() == "Родительское собрание"
+    assert "Ведущий: " + world.teacher.display_name in member_page.locator("body").inner_text()
+    assert member_page.locator("#room-no-script").is_visible()
+    assert member_page.evaluate(NO_HORIZONTAL_SCROLL)
+    assert member_page.evaluate(UNLABELLED_CONTROLS) == []
+    member_page.screenshot(path=str(artifacts_dir / "lesson-join-member-no-js-320.png"), full_page=True)
+    assert Participant.objects.get(occurrence__meeting=meeting, user=world.parent).status == ParticipantStatus.ADMITTED
