@@ -14,7 +14,9 @@
   const script = document.currentScript;
   const worker = navigator.serviceWorker;
   const isSupported = "Notification" in window;
-  if (worker) worker.register("/sw.js").catch(() => {});
+  // After the page has loaded: what the worker fetches once must not slow
+  // down the first page on a slow connection.
+  if (worker) addEventListener("load", () => worker.register("/sw.js").catch(() => {}));
 
   // The offline page comes back to the page asked for once the network does.
   if (document.querySelector("[data-offline]")) addEventListener("online", () => location.reload());
