@@ -66,7 +66,7 @@ self.addEventListener("notificationclick", (event) => {
   const target = new URL((event.notification.data && event.notification.data.url) || "/", self.location.origin).href;
   event.waitUntil((async () => {
     const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
-    const showing = windows.find((client) => client.url === target);
+    const showing = windows.find((client) => client.url.split("#")[0] === target);
     if (showing) return showing.focus();
     for (const client of windows) {
       try {
