@@ -129,6 +129,17 @@ def frame_parse(text: str) -> dict[str, Any] | None:
 clock = time.monotonic
 
 
+def _handshake_forget(scope: Any) -> None:
+    """Empty the handshake's headers and cookies once read: every layer of
+    the stack (daphne's, the origin check's, the router's copy) keeps the
+    scope for the life of the socket, and they were most of an idle
+    socket's own memory."""
+    for key in ("headers", "cookies"):
+        value = scope.get(key)
+        if isinstance(value, list | dict):
+            value.clear()
+
+
 def is_id(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
 
@@ -323,6 +334,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.typing_sent: dict[int, float] | None = None
         self.auth_timer: asyncio.Task[None] | None = None
         self.language = scope_language(self.scope)
+        _handshake_forget(self.scope)
         await self.accept()
         if self.scope.get("auth_failed"):
             await self._close(CLOSE_UNAUTHENTICATED)
