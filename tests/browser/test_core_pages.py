@@ -105,8 +105,8 @@ def check_without_javascript(chromium, server, core: CorePage, world: CoreWorld)
     assert page.evaluate(PLAIN_FORMS) == []
     assert scroll_width(page) <= NARROW
 
-    page.locator("button[name=language][value=en]").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.locator("button[name=language][value=en]").click()
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.locator(core.ready).first.is_visible()
     assert scroll_width(page) <= NARROW
@@ -256,6 +256,8 @@ def acknowledge_by_keyboard(page, world: CoreWorld) -> None:
 
 
 def start_call_by_keyboard(page, world: CoreWorld) -> None:
+    # The call's script shows its start form once its socket is open.
+    page.wait_for_selector("#start-join", state="visible", timeout=TIMEOUT_MS)
     tab_to(page, "#start-audio-only")
     page.keyboard.press("Space")
     assert page.locator("#start-audio-only").is_checked()
