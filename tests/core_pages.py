@@ -87,6 +87,8 @@ CORE_PAGES: list[CorePage] = [
     CorePage("lesson_join", "student", lambda world: f"/lessons/{world.lesson.pk}/join/", ready="main h1"),
     CorePage("guest_join", None, lambda world: f"/join/{world.guest_token}/", ready="main form"),
     CorePage("diary", "student", lambda world: "/diary/", ready="main h1"),
+    # What the service worker shows when a page cannot load (no network).
+    CorePage("offline", None, lambda world: "/offline/", ready="main h1"),
 ]
 
 

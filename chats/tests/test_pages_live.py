@@ -165,7 +165,8 @@ def test_message_text_never_reaches_the_script_config_or_prototypes_as_html():
 
     assert "<script>alert(1)" not in html
     assert escape("</script><script>alert(1)</script>") in html
-    assert html.count("<script") == 2  # the config (JSON, not run) and chats.js
+    # The config (JSON, not run), chats.js and the site-wide pwa.js.
+    assert html.count("<script") == 3
 
 
 # --- Forms posted in the background -----------------------------------------------------------------------

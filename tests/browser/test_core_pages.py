@@ -287,6 +287,7 @@ MAIN_ACTIONS: dict[str, Callable | None] = {
     "lesson_join": start_call_by_keyboard,
     "guest_join": ask_to_join_by_keyboard,
     "diary": None,
+    "offline": None,
 }
 
 
