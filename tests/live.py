@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
@@ -100,3 +101,15 @@ class LiveServer:
             self.process.kill()
             self.process.wait()
         self._log.close()
+
+
+def problems_watch(page: Any, problems: list[str]) -> None:
+    """Collect a browser page's script errors and console errors (CSP
+    refusals and failed loads among them) into `problems`."""
+
+    def on_console(message: Any) -> None:
+        if message.type == "error":
+            problems.append(message.text + " " + message.location["url"])
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(str(error)))

@@ -12,6 +12,7 @@ from PIL import Image
 from accounts.models import User
 from chats.tests.factories import make_school_with_chats
 from tests.core_pages import session_cookie
+from tests.live import problems_watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -58,13 +59,7 @@ def signed_in(browser, server, user: User, **options):
 
 def open_page(context, url: str, problems: list[str]):
     page = context.new_page()
-
-    def on_console(message) -> None:
-        if message.type == "error":
-            problems.append(message.text + " " + message.location["url"])
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(str(error)))
+    problems_watch(page, problems)
     page.goto(url)
     return page
 

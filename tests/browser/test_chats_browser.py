@@ -12,6 +12,7 @@ from django.test import Client
 from accounts.models import User
 from chats.models import ChatMember, Message
 from chats.tests.factories import make_school_with_chats
+from tests.live import problems_watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -35,13 +36,7 @@ def signed_in(browser, server, user: User, *, java_script_enabled: bool = True):
 def open_live(context, url: str, problems: list[str] | None = None):
     page = context.new_page()
     if problems is not None:
-        # Script errors and CSP refusals show up here.
-        def on_console(message) -> None:
-            if message.type == "error":
-                problems.append(message.text + " " + message.location["url"])
-
-        page.on("console", on_console)
-        page.on("pageerror", lambda error: problems.append(str(error)))
+        problems_watch(page, problems)
     page.goto(url)
     page.wait_for_selector("body[data-socket=open]", timeout=TIMEOUT_MS)
     return page

@@ -33,7 +33,7 @@ from lessons.tests.call_client import CallClient, WebsocketTransport
 from lessons.tests.factories import make_lesson_now, make_lesson_world, make_parent_meeting_now
 from lessons.tests.live_media import LoopThread, MediaWorkerProcess
 from tests.browser.test_chats_browser import UNLABELLED_CONTROLS
-from tests.live import LiveServer
+from tests.live import LiveServer, problems_watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -140,15 +140,6 @@ def signed_in_context(browser: Any, server: LiveServer, user: Any) -> Any:
     return context
 
 
-def watch_problems(page: Any, problems: list[str]) -> None:
-    def on_console(message: Any) -> None:
-        if message.type == "error":
-            problems.append(message.text + " " + message.location["url"])
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(str(error)))
-
-
 def join_from_the_meeting_page(page: Any, server: LiveServer, meeting_id: int) -> None:
     page.goto(f"{server.url}/lessons/{meeting_id}/")
     page.locator("section[aria-labelledby=join-title] button[type=submit]").click()
@@ -193,7 +184,7 @@ def test_teacher_student_and_an_aiortc_pupil_in_one_lesson(call_server, call_bro
     teacher_page = signed_in_context(call_browser, call_server, teacher).new_page()
     student_page = signed_in_context(call_browser, call_server, student).new_page()
     for page in (teacher_page, student_page):
-        watch_problems(page, problems)
+        problems_watch(page, problems)
 
     join_from_the_meeting_page(teacher_page, call_server, meeting.pk)
     join_from_the_meeting_page(student_page, call_server, meeting.pk)
@@ -295,13 +286,13 @@ def test_a_guest_waits_in_the_lobby_until_the_host_lets_them_in(call_server, cal
     _link, token = services.join_link_create(actor=world.teacher, meeting_id=meeting.pk, label="Бабушка")
     problems: list[str] = []
     teacher_page = signed_in_context(call_browser, call_server, world.teacher).new_page()
-    watch_problems(teacher_page, problems)
+    problems_watch(teacher_page, problems)
     join_from_the_meeting_page(teacher_page, call_server, meeting.pk)
 
     guest_context = call_browser.new_context(locale="ru-RU", viewport={"width": 360, "height": 740})
     guest_context.add_init_script(PEER_CONNECTIONS_KEPT)
     guest_page = guest_context.new_page()
-    watch_problems(guest_page, problems)
+    problems_watch(guest_page, problems)
     guest_page.goto(f"{call_server.url}/join/{token}/")
     guest_page.get_by_label(re.compile("имя|Имя|name", re.IGNORECASE)).first.fill("Нина Петровна")
     guest_page.locator("form button[type=submit]").last.click()
@@ -389,7 +380,7 @@ def test_an_audio_only_pupil_receives_and_sends_within_64_kbit_s(call_server, ca
     speaker_page = signed_in_context(call_browser, call_server, speaker).new_page()
     listener_page = signed_in_context(call_browser, call_server, listener).new_page()
     for page in (teacher_page, speaker_page, listener_page):
-        watch_problems(page, problems)
+        problems_watch(page, problems)
 
     join_from_the_meeting_page(teacher_page, call_server, meeting.pk)
     join_from_the_meeting_page(speaker_page, call_server, meeting.pk)
@@ -466,7 +457,7 @@ def test_a_weak_connection_falls_back_to_audio_only_and_says_so(call_server, cal
     parent_context.add_init_script(WEAK_LINK)
     parent_page = parent_context.new_page()
     for page in (teacher_page, parent_page):
-        watch_problems(page, problems)
+        problems_watch(page, problems)
     join_from_the_meeting_page(teacher_page, call_server, meeting.pk)
     join_from_the_meeting_page(parent_page, call_server, meeting.pk)
     parent = Participant.objects.get(occurrence=occurrence, user=world.parent)
