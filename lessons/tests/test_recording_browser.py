@@ -23,8 +23,8 @@ from tests.browser.test_lessons_call_browser import (  # noqa: F401 - fixtures
     join_from_the_meeting_page,
     signed_in_context,
     until,
-    watch_problems,
 )
+from tests.live import problems_watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -40,7 +40,7 @@ def test_the_teacher_records_and_the_student_sees_the_banner(call_server, call_b
     teacher_page = signed_in_context(call_browser, call_server, world.teacher).new_page()
     student_page = signed_in_context(call_browser, call_server, world.student).new_page()
     for page in (teacher_page, student_page):
-        watch_problems(page, problems)
+        problems_watch(page, problems)
     join_from_the_meeting_page(teacher_page, call_server, meeting.pk)
     join_from_the_meeting_page(student_page, call_server, meeting.pk)
     assert student_page.locator("#call-recording").is_hidden()
