@@ -322,14 +322,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.hub = realtime.hub()
         self.held: deque[str] | None = None
         self.holders = 0
-        self.turn = asyncio.Lock()
+        self.turn: asyncio.Lock | None = None
         # Made when first needed: most sockets never use them, and an idle
         # socket's memory is measured (bench/bench_chats.py).
         self.background: set[asyncio.Future[None]] | None = None
         self.user: User | None = None
         self.token: str | None = None
         self.chat_ids: set[int] = set()
-        self.bucket = FrameBucket()
+        self.bucket: FrameBucket | None = None
         self.is_closing = False
         self.typing_sent: dict[int, float] | None = None
         self.auth_timer: asyncio.Task[None] | None = None
@@ -423,6 +423,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.held is None:
             self.held = deque()
         try:
+            if self.turn is None:
+                self.turn = asyncio.Lock()
             async with self.turn:
                 try:
                     if work is not None:
@@ -433,7 +435,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         finally:
             self.holders -= 1
             if self.holders == 0:
+                # Nobody holds or waits for the turn: an idle socket keeps
+                # neither the queue nor the lock.
                 self.held = None
+                self.turn = None
 
     async def _release(self) -> None:
         held = self.held
@@ -482,6 +487,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         ):
             await self._close(CLOSE_TOO_BIG)
             return
+        if self.bucket is None:
+            self.bucket = FrameBucket()
         if not self.bucket.take():
             if self.bucket.is_flooding:
                 await self._close(CLOSE_POLICY)
