@@ -340,7 +340,12 @@ def _client_id_sent(*, chat_id: int, author_id: int, client_id: str) -> list[tup
     table = Message._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, body_hash FROM {table} WHERE chat_id = %s AND author_id = %s AND client_id = %s LIMIT 1",  # noqa: S608 - names from the model's meta
+            f"SELECT id, body_hash FROM {table} WHERE chat_id = %s AND author_id = %s AND client_id = %s"  # noqa: S608 - names from the model's meta
+            # The unique index on (chat, author, client_id) is partial (WHERE
+            # NOT client_id = ''): only with its condition spelled out do
+            # SQLite (and PostgreSQL's generic plans) use it instead of
+            # scanning every message of the chat.
+            " AND NOT (client_id = '') LIMIT 1",
             [chat_id, author_id, client_id],
         )
         return [(row[0], row[1]) for row in cursor.fetchall()]

@@ -2,6 +2,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from chats.models import Chat, ChatMember, Mention, Message, MessageKind, Notification
 from chats.services import messages as message_services
@@ -93,6 +94,20 @@ def test_a_resend_with_the_same_client_id_and_text_is_the_same_message(published
     assert (created, created_again, again.pk, again.seq) == (True, False, first.pk, 1)
     assert Message.objects.count() == 1
     assert published.chat_events == []
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's query plan")
+def test_the_client_id_look_up_uses_the_unique_index_not_a_scan_of_the_chat():
+    world = make_school_with_chats(students=1)
+    with CaptureQueriesContext(connection) as queries:
+        message_services.message_send(user=world.parent, chat_id=world.parents_chat.pk, body="Да", client_id="c-1")
+    [look_up] = [query["sql"] for query in queries if query["sql"].startswith("SELECT id, body_hash")]
+
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN QUERY PLAN " + look_up)
+        plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+
+    assert "USING INDEX message_unique_client_id" in plan
 
 
 def test_the_same_client_id_with_another_text_is_a_conflict(published):
