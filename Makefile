@@ -33,9 +33,15 @@ run: $(STAMP)
 
 # Debian's packages the tests need: Chromium for the browser tests (never a
 # downloaded browser), gettext for the translation check and npm for axe-core.
+# Only what is missing is installed: a machine whose Node.js comes with its own
+# npm (NodeSource's package) refuses Debian's npm beside it.
 browser:
-	@if ! command -v chromium >/dev/null || ! command -v xgettext >/dev/null || ! command -v npm >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium gettext npm >/dev/null; fi
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v xgettext >/dev/null || missing="$$missing gettext"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 $(AXE): tests/browser/package.json tests/browser/package-lock.json | browser
 	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
