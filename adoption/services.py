@@ -94,24 +94,42 @@ def activity_record(*, user_id: int, kind: str, day: datetime.date | None = None
 _SEEN_LIMIT = 200_000
 _seen: set[tuple[str, int]] = set()
 _seen_day: list[datetime.date] = []
+# Writers not counted yet today whose message repeated their previous
+# counted one (user id -> that fingerprint): the same text again, as a class
+# pastes a reminder, need not ask Redis again the same day.
+_repeats: dict[int, str] = {}
 
 
 def _seen_before(kind: str, user_id: int, day: datetime.date) -> bool:
     return bool(_seen_day) and _seen_day[0] == day and (kind, user_id) in _seen
 
 
-def _remember(kind: str, user_id: int, day: datetime.date) -> None:
-    if not _seen_day or _seen_day[0] != day or len(_seen) >= _SEEN_LIMIT:
+def _memo_is_for(day: datetime.date) -> bool:
+    """Make the memo the one of `day` (forgetting an earlier day's); False
+    for an event of an earlier day, which is not worth remembering."""
+    if not _seen_day or _seen_day[0] != day or len(_seen) + len(_repeats) >= _SEEN_LIMIT:
         if _seen_day and _seen_day[0] > day:
-            return  # an event of an earlier day: not worth remembering
+            return False
         _seen.clear()
+        _repeats.clear()
         _seen_day[:] = [day]
-    _seen.add((kind, user_id))
+    return True
+
+
+def _remember(kind: str, user_id: int, day: datetime.date) -> None:
+    if _memo_is_for(day):
+        _seen.add((kind, user_id))
+
+
+def _repeat_remember(user_id: int, day: datetime.date, fingerprint: str) -> None:
+    if _memo_is_for(day):
+        _repeats[user_id] = fingerprint
 
 
 def activity_memo_forget() -> None:
     """Forget this process's memo (tests: ids are reused between them)."""
     _seen.clear()
+    _repeats.clear()
     _seen_day.clear()
 
 
@@ -133,6 +151,8 @@ def message_written(*, user_id: int, body: str, moment: datetime.datetime | None
     day = activity_day(moment)
     if _seen_before(ActivityKind.WRITE, user_id, day):
         return False
+    if _seen_day and _seen_day[0] == day and _repeats.get(user_id) == fingerprint:
+        return False
     key = "adoption:last-write:" + str(user_id)
     try:
         previous = cache.get(key)
@@ -144,6 +164,7 @@ def message_written(*, user_id: int, body: str, moment: datetime.datetime | None
             _remember(ActivityKind.WRITE, user_id, day)
             return False
         if previous_fingerprint == fingerprint:
+            _repeat_remember(user_id, day, fingerprint)
             return False
     counted = activity_record(user_id=user_id, kind=ActivityKind.WRITE, day=day)
     try:

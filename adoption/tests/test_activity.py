@@ -87,3 +87,18 @@ def test_one_cache_round_trip_and_no_query_once_the_day_counted(django_assert_nu
     with django_assert_num_queries(0):
         for number in range(20):
             message_written(user_id=teacher.pk, body=f"Ещё одно сообщение {number}", moment=MONDAY)
+
+
+def test_a_pasted_repeat_asks_redis_once_and_a_new_text_still_counts(monkeypatch):
+    teacher = make_user()
+    message_written(user_id=teacher.pk, body="Напоминание: завтра субботник", moment=MONDAY)
+    tuesday = MONDAY + datetime.timedelta(days=1)
+    looked_up = []
+    cache_get = cache.get
+    monkeypatch.setattr(cache, "get", lambda key, *args, **kwargs: looked_up.append(key) or cache_get(key, *args))
+
+    for _number in range(30):
+        assert message_written(user_id=teacher.pk, body="Напоминание: завтра субботник!", moment=tuesday) is False
+    assert len(looked_up) == 1
+    assert message_written(user_id=teacher.pk, body="Субботник переносится на среду", moment=tuesday) is True
+    assert days(teacher) == [activity_day(MONDAY), activity_day(tuesday)]
