@@ -7,6 +7,7 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Case, IntegerField, Model, OuterRef, QuerySet, Subquery, Value, When
 from django.utils.translation import gettext as _
@@ -15,7 +16,7 @@ from accounts.models import User
 from chats.models import Chat, ChatKind, ChatMember, MemberRole, Message, OfficeHours, Pin
 from common import rows
 from common.errors import NotFound
-from organisations.models import STAFF_ROLES, Membership, Organisation, Region
+from organisations.models import STAFF_ROLES, Membership, Organisation
 
 POSTING_STAFF_ROLES = (MemberRole.OWNER, MemberRole.MODERATOR, MemberRole.EDITOR)
 MODERATOR_ROLES = (MemberRole.OWNER, MemberRole.MODERATOR)
@@ -34,16 +35,13 @@ def chat_not_found() -> NotFound:
 
 @functools.cache
 def _member_query() -> tuple[list[rows.Columns], str]:
-    """chat_member_get's statement: the active membership with its chat, the
-    chat's organisation and region (what select_related would join), written
-    once. It runs for every frame of every chat socket; compiling it with
-    the ORM each time cost more than running it."""
-    parts = [
-        rows.columns(ChatMember, "m"),
-        rows.columns(Chat, "c"),
-        rows.columns(Organisation, "o"),
-        rows.columns(Region, "r"),
-    ]
+    """chat_member_get's statement: the active membership with its chat,
+    written once. It runs for every frame of every chat socket; compiling it
+    with the ORM each time cost more than running it. The chat's
+    organisation is left to its foreign key: only a page's time zone and a
+    chat's opening hours read it, and making its model instance (and its
+    region's) on every frame cost as much as the query."""
+    parts = [rows.columns(ChatMember, "m"), rows.columns(Chat, "c")]
     quote = connection.ops.quote_name
 
     def table(model: type[Model]) -> str:
@@ -52,8 +50,6 @@ def _member_query() -> tuple[list[rows.Columns], str]:
     sql = (
         f"SELECT {', '.join(part.sql for part in parts)}"  # noqa: S608 - names from the models' meta
         f" FROM {table(ChatMember)} m JOIN {table(Chat)} c ON c.id = m.chat_id"
-        f" LEFT JOIN {table(Organisation)} o ON o.id = c.organisation_id"
-        f" LEFT JOIN {table(Region)} r ON r.id = o.region_id"
         " WHERE m.user_id = %s AND m.chat_id = %s AND m.left_at IS NULL AND c.is_archived = %s"
     )
     return parts, sql
@@ -73,15 +69,33 @@ def chat_member_get(*, user: User, chat_id: int) -> ChatMember:
         row = cursor.fetchone()
     if row is None:
         raise chat_not_found()
-    member, chat, organisation, region = rows.split(row, parts)
+    member, chat = rows.split(row, parts)
     assert isinstance(member, ChatMember) and isinstance(chat, Chat)
-    if organisation is not None:
-        organisation.region = region  # type: ignore[attr-defined]
-    chat.organisation = organisation  # type: ignore[assignment]
     member.chat = chat
     # The person is at hand: no need to read them again.
     member.user = user
     return member
+
+
+def chat_organisation(chat: Chat) -> Organisation | None:
+    """The chat's organisation with its region (for its time zone): one
+    query, the first time it is asked of this chat instance."""
+    if chat.organisation_id is None:
+        return None
+    if not Chat.organisation.is_cached(chat):
+        chat.organisation = Organisation.objects.select_related("region").filter(pk=chat.organisation_id).first()
+    return chat.organisation
+
+
+def chat_time_zone(*, user: User, chat: Chat | None = None) -> str:
+    """The time zone a page shows a chat's times in: the person's own, else
+    the chat's organisation's, else the portal's."""
+    if user.time_zone:
+        return user.time_zone
+    organisation = chat_organisation(chat) if chat is not None else None
+    if organisation is not None:
+        return organisation.effective_time_zone
+    return settings.TIME_ZONE
 
 
 def member_may_moderate(member: ChatMember) -> bool:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, cast
 
-from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.db.models import prefetch_related_objects
@@ -78,16 +77,6 @@ def _member_or_404(*, user: User, chat_id: int) -> Any:
         raise Http404() from None
 
 
-def _time_zone(*, user: User, chat: Any = None) -> str:
-    """The person's own time zone, else the chat's organisation's, else the
-    portal's."""
-    if user.time_zone:
-        return user.time_zone
-    if chat is not None and chat.organisation_id and chat.organisation is not None:
-        return chat.organisation.effective_time_zone
-    return settings.TIME_ZONE
-
-
 def _int_param(value: str | None) -> int | None:
     if value is None or not value.isdigit() or len(value) > 18:
         return None
@@ -107,7 +96,7 @@ def chat_list_view(request: HttpRequest) -> HttpResponse:
     # Channels have their own page; the list links to it.
     chats = [item for item in items[:CHATS_PAGE_SIZE] if item.chat.kind != ChatKind.CHANNEL]
     search_form = PeopleSearchForm(request.GET if "q" in request.GET else None)
-    time_zone = _time_zone(user=user)
+    time_zone = selectors.chat_time_zone(user=user)
     people: list[User] = []
     if search_form.is_bound and search_form.is_valid():
         people = list(people_search(user=user, query=search_form.cleaned_data["q"])[:PEOPLE_SHOWN])
@@ -261,7 +250,7 @@ def _detail_context(
         page, has_older = selectors.message_history(chat_id=chat_id, before=before, limit=MESSAGES_PAGE_SIZE)
         has_newer = bool(page) and page[-1].seq < chat.last_seq
     is_latest = not has_newer
-    time_zone = _time_zone(user=user, chat=chat)
+    time_zone = selectors.chat_time_zone(user=user, chat=chat)
     pinned = {pin.message_id for pin in detail.pins}
     rows = _message_rows(user=user, member=member, page=page, time_zone=time_zone, pinned=pinned)
     if page:
@@ -435,7 +424,7 @@ def _send(request: HttpRequest, *, chat_id: int) -> HttpResponse:
             response["Retry-After"] = str(error.retry_after)
         return response
     if isinstance(message, ScheduledMessage):
-        local = timezone.localtime(message.deliver_at, zoneinfo.ZoneInfo(_time_zone(user=user)))
+        local = timezone.localtime(message.deliver_at, zoneinfo.ZoneInfo(selectors.chat_time_zone(user=user)))
         flash.info(request, str(SCHEDULED_TEXT) % {"when": date_format(local, "j E, H:i")})
         return redirect("chats:detail", chat_id=chat_id)
     return HttpResponseRedirect(reverse("chats:detail", args=[chat_id]) + f"#m{message.seq}")

@@ -11,7 +11,6 @@ is shown on the page."""
 from typing import Any, cast
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -24,6 +23,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
+from chats import selectors
 from chats.forms import client_id_new
 from chats.models import MESSAGE_MAX_LENGTH, Chat, Message, MessageKind, ScheduledMessage
 from chats.services import channels
@@ -114,14 +114,6 @@ def _int_param(value: str | None) -> int | None:
     return int(value)
 
 
-def _time_zone(*, user: User, chat: Chat | None = None) -> str:
-    if user.time_zone:
-        return user.time_zone
-    if chat is not None and chat.organisation is not None:
-        return chat.organisation.effective_time_zone
-    return settings.TIME_ZONE
-
-
 def _channel_or_404(*, user: User, chat_id: int) -> Chat:
     try:
         return channels.channel_get(user=user, chat_id=chat_id)
@@ -207,7 +199,7 @@ def _detail_page(
     context: dict[str, Any] = {
         "chat": chat,
         "is_verified": channels.channel_is_verified(chat),
-        "time_zone": _time_zone(user=user, chat=chat),
+        "time_zone": selectors.chat_time_zone(user=user, chat=chat),
         "may_manage": channels.channel_may_manage(user=user, chat=chat),
     }
     if not getattr(chat, "is_subscribed", False):
@@ -434,7 +426,7 @@ def channel_statistics_view(request: HttpRequest, chat_id: int, seq: int) -> Htt
             "pages": pages,
             "previous_page": page_number - 1 if page_number > 1 else None,
             "next_page": page_number + 1 if page_number < pages and statistics.names_shown else None,
-            "time_zone": _time_zone(user=user, chat=statistics.post.chat),
+            "time_zone": selectors.chat_time_zone(user=user, chat=statistics.post.chat),
         },
     )
 

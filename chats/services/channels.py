@@ -394,7 +394,7 @@ def post_statistics_get(*, user: User, chat_id: int, seq: int, offset: int = 0, 
     member = channel_editor_member_get(user=user, chat_id=chat_id)
     chat = member.chat
     post = _post_get(chat_id=chat_id, seq=seq)
-    post.chat = chat  # with its organisation
+    post.chat = chat
     offset = max(0, offset)
     limit = max(1, min(limit, STATISTICS_PAGE_MAX))
     subscribers = _subscribers(chat_id)
@@ -404,7 +404,7 @@ def post_statistics_get(*, user: User, chat_id: int, seq: int, offset: int = 0, 
         read=Count("pk", filter=Q(last_read_seq__gte=seq)),
         acknowledged=Count("pk", filter=Q(user_id__in=acknowledged_users)),
     )
-    organisation = chat.organisation
+    organisation = selectors.chat_organisation(chat)
     names_shown = bool(post.requires_acknowledgement and organisation and organisation.kind in EDUCATIONAL_KINDS)
     statistics = PostStatistics(
         post=post,
@@ -527,7 +527,7 @@ def channel_subscriptions_sync(*, chat: Chat, organisation_ids: Iterable[int] | 
     walk a region's subscribers. A few set-based queries plus one insert per
     thousand new subscribers.
     """
-    organisation = chat.organisation
+    organisation = selectors.chat_organisation(chat)
     if organisation is None:
         return SyncResult()
     audience = _audience_user_ids(organisation)

@@ -68,7 +68,8 @@ def client_id_clean(client_id: Any) -> str:
 
 
 def _local_time(chat: Chat, now: datetime.datetime) -> datetime.time:
-    zone = chat.organisation.effective_time_zone if chat.organisation_id and chat.organisation else "Europe/Moscow"
+    organisation = selectors.chat_organisation(chat)
+    zone = organisation.effective_time_zone if organisation is not None else "Europe/Moscow"
     return now.astimezone(zoneinfo.ZoneInfo(zone)).time()
 
 

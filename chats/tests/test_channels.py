@@ -503,7 +503,7 @@ def test_statistics_are_exact(django_assert_num_queries):
     channels.acknowledgement_create(user=school.parents[1], chat_id=channel.pk, seq=message.seq)
     ChatMember.objects.filter(chat=channel, user=school.parents[2]).update(last_read_seq=later.seq)
 
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         statistics = channels.post_statistics_get(user=world.editor, chat_id=channel.pk, seq=message.seq, limit=2)
 
     assert (statistics.subscribers, statistics.read, statistics.acknowledged) == (6, 3, 2)
