@@ -11,12 +11,13 @@ frames a "sync" produces leave before any live event that arrived meanwhile.
 """
 
 import asyncio
+import functools
 import json
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, TypeVar
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -30,6 +31,7 @@ from accounts.authentication import token_key_hash
 from accounts.events import user_group_name
 from accounts.models import User
 from chats import events, selectors
+from chats.group_commit import group_commit
 from chats.models import Chat, ScheduledMessage
 from chats.services import channels as channel_services
 from chats.services import chats as chat_services
@@ -41,6 +43,7 @@ from common import realtime
 from common.errors import ApplicationError, NotFound
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Close codes (docs/protocol.md).
 CLOSE_UNAUTHENTICATED = 4001  # no, bad or revoked credentials
@@ -562,7 +565,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Counted here, not in the database thread, which runs the writes of
         # every socket of the process one after another.
         await message_send_rate_check_async(user=self.user)
-        answer = await self._call(chat_id, _send, user=self.user, frame=frame)
+        write = functools.partial(_send, user=self.user, frame=frame, chat_id=chat_id)
+        answer = await self._in_chat(chat_id, group_commit().write(chat_id, write))
         await self._reply({"type": "ack", "ref": ref, **answer})
 
     async def frame_sync(self, frame: dict[str, Any], ref: Any) -> None:
@@ -655,8 +659,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _call(self, chat_id: int, service: Callable[..., Any], **arguments: Any) -> Any:
         """Run a service of one chat in the database thread; a chat the
         person is no longer in stops being listened to."""
+        return await self._in_chat(chat_id, database_sync_to_async(service)(chat_id=chat_id, **arguments))
+
+    async def _in_chat(self, chat_id: int, work: Awaitable[T]) -> T:
+        """`work` on one chat; a chat the person is no longer in stops being
+        listened to."""
         try:
-            return await database_sync_to_async(service)(chat_id=chat_id, **arguments)
+            return await work
         except NotFound:
             if not await database_sync_to_async(_is_member)(self.user, chat_id):
                 await self._chat_leave(chat_id)
