@@ -36,7 +36,7 @@ from chats.models import Chat, ScheduledMessage
 from chats.services import channels as channel_services
 from chats.services import chats as chat_services
 from chats.services import content, moderation
-from chats.services.messages import message_send_rate_check_async, posting_check
+from chats.services.messages import posting_check
 from chats.ws_auth import AUTH_SESSION, AUTH_TOKEN, scope_header, user_by_token
 from chats.ws_server import FRAME_MAX_BYTES
 from common import realtime
@@ -562,11 +562,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def frame_send(self, frame: dict[str, Any], ref: Any) -> None:
         chat_id = self._chat_id(frame)
         assert self.user is not None
-        # Counted here, not in the database thread, which runs the writes of
-        # every socket of the process one after another.
-        await message_send_rate_check_async(user=self.user)
         write = functools.partial(_send, user=self.user, frame=frame, chat_id=chat_id)
-        answer = await self._in_chat(chat_id, group_commit().write(chat_id, write))
+        answer = await self._in_chat(chat_id, group_commit().write(chat_id, write, sender_id=self.user.pk))
         await self._reply({"type": "ack", "ref": ref, **answer})
 
     async def frame_sync(self, frame: dict[str, Any], ref: Any) -> None:

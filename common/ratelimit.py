@@ -1,21 +1,19 @@
 """Fixed-window rate limits kept in the shared cache (Redis), so that every
 daphne process and worker counts against the same budget."""
 
-import asyncio
 import dataclasses
+import functools
 import hashlib
 import math
 import re
 import time
-import weakref
+from collections.abc import Callable, Sequence
 
-from asgiref.sync import sync_to_async
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from django.utils.translation import gettext as _
 
 from common.errors import RateLimited
-from common.redis_clients import AsyncRedis, async_redis
 
 PERIOD_SECONDS = {
     "s": 1,
@@ -90,55 +88,39 @@ def rate_limit_hit(*, scope: str, key: str, rate: str) -> None:
     """Count one hit of `key` (an IP address, a user id…) in `scope` and
     raise RateLimited with the seconds until the window ends once the count
     passes the rate."""
-    window = _window(scope=scope, key=key, rate=rate)
-    window.check(_count_hit(window.cache_key, window.timeout))
+    [check] = rate_limit_hit_many([(scope, key, rate)])
+    check()
 
 
-async def rate_limit_hit_async(*, scope: str, key: str, rate: str) -> None:
-    """rate_limit_hit for the event loop, on the same counters: counted over
-    an async connection to the cache's Redis, so that a socket's frame
-    neither hops to a thread nor holds the database thread for it."""
-    window = _window(scope=scope, key=key, rate=rate)
+def rate_limit_hit_many(hits: Sequence[tuple[str, str, str]]) -> list[Callable[[], None]]:
+    """rate_limit_hit for several (scope, key, rate) hits in one round trip
+    to Redis (the chat sockets' writer counts a batch of sends so). Returns
+    a check per hit, to call where its refusal belongs: it raises
+    RateLimited, worded in the language active then."""
+    windows = [_window(scope=scope, key=key, rate=rate) for scope, key, rate in hits]
+    counts = _count_hits([(window.cache_key, window.timeout) for window in windows])
+    return [functools.partial(window.check, count) for window, count in zip(windows, counts, strict=True)]
+
+
+def _count_hits(windows: Sequence[tuple[str, int]]) -> list[int]:
+    """Add one to each (cache key, timeout) window's counter and return the
+    counts: on Redis one round trip for all (SET NX with the expiry, then
+    INCR, pipelined; this runs for every chat message), elsewhere the
+    cache's add-then-incr."""
     backend = caches["default"]
-    if not isinstance(backend, RedisCache):
-        window.check(await sync_to_async(_count_hit)(window.cache_key, window.timeout))
-        return
-    redis_key = backend.make_and_validate_key(window.cache_key)
-    pipeline = _async_client(backend).pipeline(transaction=False)
-    pipeline.set(redis_key, 0, ex=window.timeout, nx=True)
-    pipeline.incr(redis_key)
-    _created, count = await pipeline.execute()
-    window.check(int(count))
-
-
-_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncRedis]]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _async_client(backend: RedisCache) -> "AsyncRedis":
-    """One async client per event loop and cache server."""
-    location = backend._servers[0]  # type: ignore[attr-defined]
-    clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
-    client = clients.get(location)
-    if client is None:
-        client = clients[location] = async_redis(location)
-    return client
-
-
-def _count_hit(cache_key: str, timeout: int) -> int:
-    """Add one to the window's counter and return it: on Redis one round
-    trip (SET NX with the expiry, then INCR, pipelined; this runs on every
-    chat message), elsewhere the cache's add-then-incr."""
-    backend = caches["default"]
-    if isinstance(backend, RedisCache):
-        key = backend.make_and_validate_key(cache_key)
-        client = backend._cache.get_client(key, write=True)  # type: ignore[attr-defined]
+    if isinstance(backend, RedisCache) and windows:
+        client = backend._cache.get_client(write=True)  # type: ignore[attr-defined]
         pipeline = client.pipeline(transaction=False)
-        pipeline.set(key, 0, ex=timeout, nx=True)
-        pipeline.incr(key)
-        _created, count = pipeline.execute()
-        return int(count)
+        for cache_key, timeout in windows:
+            key = backend.make_and_validate_key(cache_key)
+            pipeline.set(key, 0, ex=timeout, nx=True)
+            pipeline.incr(key)
+        results = pipeline.execute()
+        return [int(count) for count in results[1::2]]
+    return [_cache_count_hit(cache_key, timeout) for cache_key, timeout in windows]
+
+
+def _cache_count_hit(cache_key: str, timeout: int) -> int:
     if cache.add(cache_key, 1, timeout=timeout):
         return 1
     try:

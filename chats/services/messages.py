@@ -4,7 +4,7 @@ decide who may post. Every event goes out after commit (chats.events)."""
 import datetime
 import hashlib
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +28,7 @@ from chats.models import (
 )
 from common import rows
 from common.errors import ApplicationError, PermissionDenied
-from common.ratelimit import rate_limit_hit, rate_limit_hit_async
+from common.ratelimit import rate_limit_hit_many
 from organisations.selectors import contact_is_allowed
 
 CLIENT_ID_MAX_LENGTH = 64
@@ -271,15 +271,16 @@ def message_send_rate_check(*, user: User) -> None:
 
     Raises RateLimited with the seconds to wait.
     """
-    rate_limit_hit(scope="chat_send", key=str(user.pk), rate=getattr(settings, "CHAT_SEND_RATE", "30/minute"))
+    [check] = message_send_rate_checks([user.pk])
+    check()
 
 
-async def message_send_rate_check_async(*, user: User) -> None:
-    """message_send_rate_check from the event loop (the chat socket), on the
-    same budget."""
-    await rate_limit_hit_async(
-        scope="chat_send", key=str(user.pk), rate=getattr(settings, "CHAT_SEND_RATE", "30/minute")
-    )
+def message_send_rate_checks(user_ids: Sequence[int]) -> list[Callable[[], None]]:
+    """message_send_rate_check for several sends at once, in one round trip
+    to Redis, on the same budgets: a check per send, raising RateLimited
+    where it is called."""
+    rate = getattr(settings, "CHAT_SEND_RATE", "30/minute")
+    return rate_limit_hit_many([("chat_send", str(user_id), rate) for user_id in user_ids])
 
 
 def _message_create(
