@@ -148,6 +148,11 @@ class GroupCommit:
     def __init__(self) -> None:
         self.waiting: deque[Write] = deque()
         self.writer: asyncio.Task[None] | None = None
+        # The writer's context, kept from one writer task to the next: not
+        # the one of the socket that woke it, and the same for every batch.
+        # Django's cache handler keeps its clients in the context (asgiref's
+        # Local), so a new context each time was a new Redis connection.
+        self.context = contextvars.Context()
 
     async def write(self, chat_id: int, call: Callable[[], Any], *, sender_id: int | None = None) -> Any:
         """Run `call` in the database thread with the sends waiting beside
@@ -159,8 +164,7 @@ class GroupCommit:
         language = translation.get_language() or settings.LANGUAGE_CODE
         self.waiting.append(Write(chat_id, sender_id, language, call, future))
         if self.writer is None:
-            # A context of its own: not the one of the socket that woke it.
-            self.writer = loop.create_task(self._write_waiting(), context=contextvars.Context())
+            self.writer = loop.create_task(self._write_waiting(), context=self.context)
         is_done, value = await future
         if is_done:
             return value
