@@ -10,10 +10,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from chats.ws_auth import websocket_stack  # noqa: E402
 from chats.ws_server import daphne_frame_limit_install  # noqa: E402
+from common.sqlite_checkpoint import checkpointer_start  # noqa: E402
 from portal.routing import websocket_urlpatterns  # noqa: E402
 
 # Under daphne: frames over 64 KB refused with close 1009 by the server itself.
 daphne_frame_limit_install()
+# On SQLite, WAL checkpoints run in a thread of their own, not in the commit
+# of whichever chat message crosses SQLite's threshold.
+checkpointer_start()
 
 # websocket_stack: AllowedHostsOriginValidator's Origin rule (a handshake
 # without Origin is admitted by token only), AuthMiddlewareStack, then the
