@@ -35,9 +35,9 @@ application = ProtocolTypeRouter(
 # unfrozen Django process take milliseconds and land on whatever delivery is
 # under way (the chat benchmark's p99, bench/README.md).
 gc.freeze()
-# A chat message allocates a few thousand short-lived objects in this process
-# (frames, rows, model instances): with the default threshold of 700 the
-# youngest generation was collected several times per message. Collected
-# every 10,000 allocations instead, a daphne process delivered 6-8 % more in
-# the chat benchmark's throughput run (bench/README.md).
+# The youngest generation is collected every 10,000 allocations rather than
+# Python's 700: under load the chat send path (rows, model instances,
+# coroutines, frames) made the collector run very often, and with this a
+# daphne process delivered 6-8 % more in the chat benchmark's throughput run
+# (bench/README.md).
 gc.set_threshold(10_000, 10, 10)
