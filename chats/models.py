@@ -119,9 +119,14 @@ class MessageKind(models.TextChoices):
 
 class Message(models.Model):
     """A message, committed before anyone is told of it. (chat, seq) orders
-    a chat; (chat, author, client_id) makes a client's resend idempotent."""
+    a chat; (chat, author, client_id) makes a client's resend idempotent.
 
-    chat = models.ForeignKey(Chat, related_name="messages", on_delete=models.CASCADE)
+    Every index is written by every message sent: the chat's own index is
+    (chat, seq), and the columns that are empty on almost every message
+    (reply, deleter, escalation time) have partial indexes of the rows that
+    have them, which an ordinary message does not touch."""
+
+    chat = models.ForeignKey(Chat, related_name="messages", on_delete=models.CASCADE, db_index=False)
     seq = models.BigIntegerField()
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, related_name="chat_messages", on_delete=models.SET_NULL
@@ -130,7 +135,9 @@ class Message(models.Model):
     client_id = models.CharField(max_length=64, blank=True)
     body = models.TextField(max_length=MESSAGE_MAX_LENGTH, blank=True)
     body_hash = models.CharField(max_length=64, blank=True)
-    reply_to = models.ForeignKey("self", null=True, blank=True, related_name="replies", on_delete=models.SET_NULL)
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, related_name="replies", on_delete=models.SET_NULL, db_index=False
+    )
     # Inline buttons of a bot's message: rows of {"text", "callback_data"}
     # (bots.services keeps their shape); pressing one queues an update for
     # the bot.
@@ -139,18 +146,23 @@ class Message(models.Model):
     edited_at = models.DateTimeField(_("edited at"), null=True, blank=True)
     deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True)
     deleted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+", on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+", on_delete=models.SET_NULL, db_index=False
     )
     # Channel posts: readers confirm with "Ознакомлен"; unacknowledged ones
     # may be escalated to parents by SMS at `escalate_at`.
     requires_acknowledgement = models.BooleanField(default=False)
-    escalate_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    escalate_at = models.DateTimeField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["chat_id", "seq"]
         verbose_name = _("message")
         verbose_name_plural = _("messages")
+        indexes = [
+            models.Index(fields=["reply_to"], condition=Q(reply_to__isnull=False), name="message_reply_to"),
+            models.Index(fields=["deleted_by"], condition=Q(deleted_by__isnull=False), name="message_deleted_by"),
+            models.Index(fields=["escalate_at"], condition=Q(escalate_at__isnull=False), name="message_escalate_at"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["chat", "seq"], name="message_unique_seq"),
             models.UniqueConstraint(

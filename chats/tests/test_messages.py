@@ -3,6 +3,7 @@ import threading
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from chats.models import Chat, ChatMember, Mention, Message, MessageKind, Notification
 from chats.services import messages as message_services
@@ -108,6 +109,23 @@ def test_the_client_id_look_up_uses_the_unique_index_not_a_scan_of_the_chat():
         plan = " ".join(str(row[-1]) for row in cursor.fetchall())
 
     assert "USING INDEX message_unique_client_id" in plan
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's query plans")
+def test_a_message_writes_only_the_indexes_it_needs_and_they_still_serve_their_queries():
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, Message._meta.db_table)
+    indexed = {tuple(index["columns"]) for index in constraints.values() if index["index"] or index["unique"]}
+    # The chat's messages are found through (chat, seq): no index of chat_id alone.
+    assert ("chat_id",) not in indexed
+    assert ("chat_id", "seq") in indexed
+    # Replies, deleters and escalations through partial indexes of the few
+    # rows that have them.
+    now = timezone.now()
+    assert "USING INDEX message_reply_to" in Message.objects.filter(reply_to_id__in=[1, 2]).explain()
+    assert "USING INDEX message_deleted_by" in Message.objects.filter(deleted_by_id__in=[1]).explain()
+    escalations = Message.objects.filter(escalate_at__lte=now, escalated_at__isnull=True).order_by("escalate_at", "pk")
+    assert "USING INDEX message_escalate_at" in escalations.explain()
 
 
 def test_the_same_client_id_with_another_text_is_a_conflict(published):
