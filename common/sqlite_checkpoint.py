@@ -85,7 +85,7 @@ def checkpointer_start() -> Checkpointer | None:
     global _checkpointer
     connection = connections["default"]
     path = str(connection.settings_dict["NAME"])
-    if connection.vendor != "sqlite" or connection.is_in_memory_db():
+    if connection.vendor != "sqlite" or connection.is_in_memory_db():  # type: ignore[attr-defined]
         return None
     if _checkpointer is None:
         connection_created.connect(_autocheckpoint_off, dispatch_uid="parta-sqlite-autocheckpoint-off")
