@@ -122,7 +122,7 @@ def _alone(write: Write) -> Outcome:
 def _together(writes: list[Write]) -> list[Outcome]:
     outcomes: list[Outcome] = [(False, None)] * len(writes)
     try:
-        with transaction.atomic():
+        with transaction.atomic(), messages.sends_batched():
             for index in sorted(range(len(writes)), key=lambda position: writes[position].chat_id):
                 write = writes[index]
                 with translation.override(write.language):

@@ -1,10 +1,12 @@
 """Writes of chats: sending with delivery guarantees, and the rules that
 decide who may post. Every event goes out after commit (chats.events)."""
 
+import contextlib
+import contextvars
 import datetime
 import hashlib
 import zoneinfo
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -32,6 +34,21 @@ from common.ratelimit import rate_limit_hit_many
 from organisations.selectors import contact_is_allowed
 
 CLIENT_ID_MAX_LENGTH = 64
+
+# True while the chat sockets' writer (chats.group_commit) writes a batch of
+# sends in one transaction. A send then makes no savepoint of its own: if
+# one of its writes fails, the whole batch is rolled back and written again
+# send by send (with savepoints), so a savepoint per send would only cost.
+_batched: contextvars.ContextVar[bool] = contextvars.ContextVar("chats_sends_batched", default=False)
+
+
+@contextlib.contextmanager
+def sends_batched() -> Iterator[None]:
+    token = _batched.set(True)
+    try:
+        yield
+    finally:
+        _batched.reset(token)
 
 
 def body_hash(body: str) -> str:
@@ -205,7 +222,7 @@ def message_send(
             raise ApplicationError(_("The message replied to does not exist."), code="invalid_reply")
     deliver_at = _office_hours_delivery(chat=member.chat, author=user, now=now)
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=not _batched.get()):
             if deliver_at is not None:
                 scheduled = ScheduledMessage.objects.create(
                     chat=member.chat,
